@@ -1,0 +1,50 @@
+-- Record one pageview of a website, in one atomic step.
+--
+-- KEYS[1]  site hash      (the website must exist; nothing is written otherwise)
+-- KEYS[2]  visitors zset  member: visitor id, score: ms of that visitor's latest pageview
+-- KEYS[3]  salt string    "<day>:<secret>", today's salt for cookieless ids
+-- ARGV[1]  window in ms
+-- ARGV[2]  mode: "v" ARGV[3] is the visitor's own id; "a" anonymous, identified by
+--          ARGV[3] client IP and ARGV[4] User-Agent; "n" a crawler: check, never count
+-- ARGV[5]  a fresh random secret, stored only when today's salt is missing
+-- ARGV[6]  trim budget: at most this many expired members are removed per call, so
+--          one call stays cheap when a large share of the set expires at once
+-- Returns 0 unknown website, 1 counted, 2 accepted but not counted.
+local site, visitors, salt = KEYS[1], KEYS[2], KEYS[3]
+local window, mode, who, agent = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
+local fresh, budget = ARGV[5], tonumber(ARGV[6])
+
+if redis.call('EXISTS', site) == 0 then return 0 end
+if mode == 'n' then return 2 end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local member
+if mode == 'v' then
+  member = string.sub(redis.sha1hex('v\0' .. who), 1, 16)
+else
+  -- The salt rotates at midnight UTC by the server's clock, so an anonymous id
+  -- cannot be linked across days (Plausible's scheme).
+  local day = tostring(math.floor(now / 86400000)) .. ':'
+  local stored = redis.call('GET', salt)
+  local secret
+  if stored and string.sub(stored, 1, #day) == day then
+    secret = string.sub(stored, #day + 1)
+  else
+    secret = fresh
+    redis.call('SET', salt, day .. secret, 'PX', 2 * 86400000)
+  end
+  member = string.sub(redis.sha1hex('a\0' .. secret .. '\0' .. who .. '\0' .. agent), 1, 16)
+end
+
+-- GT: a repeated pageview moves the visitor forward, never backward.
+redis.call('ZADD', visitors, 'GT', now, member)
+
+local expired = redis.call('ZCOUNT', visitors, '-inf', now - window)
+if expired > 0 then
+  redis.call('ZREMRANGEBYRANK', visitors, 0, math.min(expired, budget) - 1)
+end
+-- An idle website's set disappears by itself once its last visitor has left.
+redis.call('PEXPIRE', visitors, window)
+return 1

@@ -1,0 +1,73 @@
+"""create_app(settings) -> Starlette: routes, lifespan, errors mapped to JSON."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .config import Settings
+from .cors import CORSMiddleware
+from .responses import error
+from .routes import Api
+from .store import StorageError, Store, connect
+
+log = logging.getLogger("realtime_visitors")
+
+REALTIME_PATH = "/api/v1/realtime"
+PAGEVIEW_PATH = "/api/v1/pageview"
+UNAVAILABLE_RETRY_AFTER = "1"
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    if store is None:
+        if not settings.redis_url:
+            raise RuntimeError(
+                "REDIS_URL is not set: start the service with `realtime-visitors serve`"
+            )
+        store = Store(connect(settings.redis_url, settings.redis_timeout), settings)
+    api = Api(settings, store)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await store.close()
+
+    return Starlette(
+        routes=[
+            Route(REALTIME_PATH, api.realtime, methods=["GET"]),
+            Route(PAGEVIEW_PATH, api.pageview, methods=["POST"]),
+        ],
+        middleware=[
+            Middleware(CORSMiddleware, origins=settings.cors_origins, open_paths=[PAGEVIEW_PATH])
+        ],
+        exception_handlers={
+            StorageError: storage_unavailable,
+            HTTPException: http_error,
+            Exception: internal_error,
+        },
+        lifespan=lifespan,
+    )
+
+
+async def storage_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("redis unavailable: %s", exc)
+    return error(503, "Service unavailable", {"Retry-After": UNAVAILABLE_RETRY_AFTER})
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error(exc.status_code, exc.detail, exc.headers)
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error(500, "Internal server error")

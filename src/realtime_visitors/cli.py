@@ -1,0 +1,215 @@
+"""The realtime-visitors command: serve the API, manage websites and tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from . import embedded
+from .config import ConfigError, Settings
+from .sites import Site, SiteError, Sites
+from .store import StorageError, Store, connect
+
+T = TypeVar("T")
+
+
+def settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@contextmanager
+def redis_url(config: Settings) -> Iterator[str]:
+    """REDIS_URL when set; otherwise the embedded server, started here if need be."""
+    if config.redis_url:
+        yield config.redis_url
+        return
+    try:
+        server = embedded.ensure(config.data_dir)
+    except embedded.EmbeddedError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def run_admin(action: Callable[[Sites], Awaitable[T]]) -> T:
+    config = settings()
+
+    async def main(url: str) -> T:
+        store = Store(connect(url, config.redis_timeout), config)
+        try:
+            return await action(Sites(store, config.plans))
+        finally:
+            await store.close()
+
+    with redis_url(config) as url:
+        try:
+            return asyncio.run(main(url))
+        except SiteError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except StorageError as exc:
+            raise click.ClickException(f"cannot reach Redis: {exc}") from exc
+
+
+def emit_json(data: Any) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def site_json(site: Site) -> dict[str, Any]:
+    return {
+        "websiteId": site.website_id,
+        "name": site.name,
+        "plan": site.plan,
+        "created": iso(site.created_ms),
+    }
+
+
+@click.group()
+@click.version_option(package_name="realtime-visitors")
+def main() -> None:
+    """Realtime visitors: how many people are on a website right now."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind [RTV_HOST, default 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port [RTV_PORT, default 8000].")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+def serve(host: str | None, port: int | None, workers: int) -> None:
+    """Serve the HTTP API (with the embedded store unless REDIS_URL is set)."""
+    import uvicorn
+
+    config = settings()
+    with redis_url(config) as url:
+        # Workers are separate processes that read their settings from the
+        # environment, so they all reach the store this process chose.
+        os.environ["REDIS_URL"] = url
+        uvicorn.run(
+            "realtime_visitors.app:create_app",
+            factory=True,
+            host=host or config.host,
+            port=port or config.port,
+            workers=workers,
+            # Client addresses come from RTV_TRUSTED_PROXIES, not uvicorn's defaults.
+            proxy_headers=False,
+            server_header=False,
+        )
+
+
+@main.group()
+def sites() -> None:
+    """Create, list, show, re-plan and delete websites."""
+
+
+@sites.command("create")
+@click.option("--id", "website_id", default=None, help="Website id (default: random).")
+@click.option("--name", default="", help="Display name (default: the id).")
+@click.option("--plan", default="free", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def sites_create(website_id: str | None, name: str, plan: str, as_json: bool) -> None:
+    """Create a website and its first API token (shown once)."""
+    site, token = run_admin(lambda s: s.create(website_id, name, plan))
+    if as_json:
+        emit_json({"websiteId": site.website_id, "token": token.token, "plan": site.plan})
+        return
+    click.echo(f"Created website {site.website_id} ({site.name}, plan {site.plan}).")
+    click.echo(f"API token {token.token_id}, shown only this once, keep it safe:")
+    click.echo(f"  {token.token}")
+
+
+@sites.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def sites_list(as_json: bool) -> None:
+    """List all websites."""
+    found = run_admin(lambda s: s.all())
+    if as_json:
+        emit_json([site_json(site) for site in found])
+        return
+    if not found:
+        click.echo("No websites yet: create one with `realtime-visitors sites create`.")
+    for site in found:
+        click.echo(f"{site.website_id}\t{site.plan}\t{iso(site.created_ms)}\t{site.name}")
+
+
+@sites.command("show")
+@click.argument("website_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def sites_show(website_id: str, as_json: bool) -> None:
+    """Show one website."""
+    site = run_admin(lambda s: s.get(website_id))
+    if as_json:
+        emit_json(site_json(site))
+        return
+    for label, value in site_json(site).items():
+        click.echo(f"{label}: {value}")
+
+
+@sites.command("set-plan")
+@click.argument("website_id")
+@click.argument("plan")
+def sites_set_plan(website_id: str, plan: str) -> None:
+    """Move a website to another plan (its rate limit follows at once)."""
+    run_admin(lambda s: s.set_plan(website_id, plan))
+    click.echo(f"Website {website_id} is now on plan {plan}.")
+
+
+@sites.command("delete")
+@click.argument("website_id")
+def sites_delete(website_id: str) -> None:
+    """Delete a website with its tokens and live visitors."""
+    run_admin(lambda s: s.delete(website_id))
+    click.echo(f"Deleted website {website_id}.")
+
+
+@main.group()
+def tokens() -> None:
+    """Create, list and revoke the API tokens of a website."""
+
+
+@tokens.command("create")
+@click.argument("website_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def tokens_create(website_id: str, as_json: bool) -> None:
+    """Add an API token (shown once); the old ones keep working until revoked."""
+    token = run_admin(lambda s: s.create_token(website_id))
+    if as_json:
+        emit_json({"websiteId": website_id, "tokenId": token.token_id, "token": token.token})
+        return
+    click.echo(f"API token {token.token_id}, shown only this once, keep it safe:")
+    click.echo(f"  {token.token}")
+
+
+@tokens.command("list")
+@click.argument("website_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def tokens_list(website_id: str, as_json: bool) -> None:
+    """List a website's tokens by id and creation time (never the secrets)."""
+    infos = run_admin(lambda s: s.list_tokens(website_id))
+    if as_json:
+        emit_json([{"tokenId": i.token_id, "created": iso(i.created_ms)} for i in infos])
+        return
+    for info in infos:
+        click.echo(f"{info.token_id}\t{iso(info.created_ms)}")
+
+
+@tokens.command("revoke")
+@click.argument("website_id")
+@click.argument("token_id")
+def tokens_revoke(website_id: str, token_id: str) -> None:
+    """Revoke a token; the next request with it is refused."""
+    run_admin(lambda s: s.revoke_token(website_id, token_id))
+    click.echo(f"Revoked token {token_id} of website {website_id}.")

@@ -1,0 +1,52 @@
+"""The key schema: the only place that builds Redis key names.
+
+Every key of one website carries the hash tag `{websiteId}`, so all keys a script
+touches live in one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+PREFIX = "rtv"
+
+# Letters, digits, `-`, `_`, `.`: nothing that could close a hash tag, split a key
+# name or change meaning under percent-decoding.
+_WEBSITE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+class SiteKeys(NamedTuple):
+    site: str  # hash: name, plan, created (ms)
+    tokens: str  # hash: SHA-256 hex digest of a token -> "<token id>:<created ms>"
+    bucket: str  # hash: tokens (float), ts (ms): the realtime rate-limit bucket
+    visitors: str  # sorted set: visitor member -> ms of that visitor's latest pageview
+    salt: str  # string "<day>:<secret>": today's salt for cookieless visitor ids
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return tuple(self)
+
+
+def is_valid_website_id(website_id: str) -> bool:
+    return _WEBSITE_ID.fullmatch(website_id) is not None
+
+
+def site_keys(website_id: str) -> SiteKeys:
+    if not is_valid_website_id(website_id):
+        raise ValueError(f"not a website id: {website_id!r}")
+    tag = f"{PREFIX}:{{{website_id}}}"
+    return SiteKeys(
+        site=f"{tag}:site",
+        tokens=f"{tag}:tokens",
+        bucket=f"{tag}:bucket",
+        visitors=f"{tag}:visitors",
+        salt=f"{tag}:salt",
+    )
+
+
+SITE_PATTERN = f"{PREFIX}:{{*}}:site"
+
+
+def website_id_of_site_key(key: str) -> str:
+    return key[len(PREFIX) + 2 : -len("}:site")]

@@ -1,0 +1,39 @@
+"""Loads lua/*.lua and registers them: the only module that knows the file names."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import NamedTuple
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+
+class Scripts(NamedTuple):
+    pageview: AsyncScript
+    realtime: AsyncScript
+    site_create: AsyncScript
+    site_set: AsyncScript
+    token_create: AsyncScript
+    token_revoke: AsyncScript
+
+
+def lua_dir() -> Traversable:
+    # An installed wheel carries the scripts inside the package; a checkout (or an
+    # editable install) finds them in the repository's top-level lua/ folder.
+    packaged = files("realtime_visitors") / "lua"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "lua"
+
+
+def source(name: str) -> str:
+    return (lua_dir() / f"{name}.lua").read_text(encoding="utf-8")
+
+
+def register(client: Redis) -> Scripts:
+    # register_script caches the SHA and reloads the script on NOSCRIPT, so a Redis
+    # restart or SCRIPT FLUSH heals on the next call.
+    return Scripts(*(client.register_script(source(name)) for name in Scripts._fields))

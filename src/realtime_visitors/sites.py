@@ -1,0 +1,140 @@
+"""Websites and their API tokens: the administration behind the CLI."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .keys import SITE_PATTERN, is_valid_website_id, site_keys, website_id_of_site_key
+from .store import Store
+from .tokens import digest, new_token, new_token_id
+
+
+class SiteError(Exception):
+    """An administration request that cannot be carried out; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    website_id: str
+    name: str
+    plan: str
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    token_id: str
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewToken:
+    token: str  # the secret: shown once, never stored
+    token_id: str
+    created_ms: int
+
+
+class Sites:
+    def __init__(self, store: Store, plans: Mapping[str, int]) -> None:
+        self.store = store
+        self.plans = plans
+
+    async def create(self, website_id: str | None, name: str, plan: str) -> tuple[Site, NewToken]:
+        website_id = website_id or secrets.token_hex(6)
+        keys = site_keys(self._checked(website_id))
+        self._check_plan(plan)
+        token, token_id = new_token(), new_token_id()
+        created = int(
+            await self.store.call(
+                self.store.scripts.site_create(
+                    keys=[keys.site, keys.tokens],
+                    args=[name or website_id, plan, digest(token), token_id],
+                )
+            )
+        )
+        if not created:
+            raise SiteError(f"website {website_id!r} already exists")
+        site = Site(website_id, name or website_id, plan, created)
+        return site, NewToken(token, token_id, created)
+
+    async def all(self) -> list[Site]:
+        found: list[Site] = []
+        async for key in self.store.client.scan_iter(match=SITE_PATTERN, count=1000):
+            website_id = website_id_of_site_key(_text(key))
+            if is_valid_website_id(website_id):
+                found.append(await self.get(website_id))
+        return sorted(found, key=lambda site: (site.created_ms, site.website_id))
+
+    async def get(self, website_id: str) -> Site:
+        keys = site_keys(self._checked(website_id))
+        fields = await self.store.call(self.store.client.hgetall(keys.site))
+        if not fields:
+            raise SiteError(f"website {website_id!r} not found")
+        text = {_text(k): _text(v) for k, v in fields.items()}
+        return Site(website_id, text["name"], text["plan"], int(text["created"]))
+
+    async def set_plan(self, website_id: str, plan: str) -> None:
+        keys = site_keys(self._checked(website_id))
+        self._check_plan(plan)
+        done = await self.store.call(
+            self.store.scripts.site_set(keys=[keys.site], args=["plan", plan])
+        )
+        if not done:
+            raise SiteError(f"website {website_id!r} not found")
+
+    async def delete(self, website_id: str) -> None:
+        keys = site_keys(self._checked(website_id))
+        async with self.store.client.pipeline(transaction=True) as pipe:
+            pipe.exists(keys.site)
+            pipe.unlink(*keys.all)
+            existed, _ = await self.store.call(pipe.execute())
+        if not existed:
+            raise SiteError(f"website {website_id!r} not found")
+
+    async def create_token(self, website_id: str) -> NewToken:
+        keys = site_keys(self._checked(website_id))
+        token, token_id = new_token(), new_token_id()
+        created = int(
+            await self.store.call(
+                self.store.scripts.token_create(
+                    keys=[keys.site, keys.tokens], args=[digest(token), token_id]
+                )
+            )
+        )
+        if not created:
+            raise SiteError(f"website {website_id!r} not found")
+        return NewToken(token, token_id, created)
+
+    async def list_tokens(self, website_id: str) -> list[TokenInfo]:
+        await self.get(website_id)
+        entries = await self.store.call(self.store.client.hvals(site_keys(website_id).tokens))
+        infos = []
+        for entry in entries:
+            token_id, _, created = _text(entry).partition(":")
+            infos.append(TokenInfo(token_id, int(created)))
+        return sorted(infos, key=lambda info: (info.created_ms, info.token_id))
+
+    async def revoke_token(self, website_id: str, token_id: str) -> None:
+        keys = site_keys(self._checked(website_id))
+        done = await self.store.call(
+            self.store.scripts.token_revoke(keys=[keys.tokens], args=[token_id])
+        )
+        if not done:
+            raise SiteError(f"token {token_id!r} not found for website {website_id!r}")
+
+    def _checked(self, website_id: str) -> str:
+        if not is_valid_website_id(website_id):
+            raise SiteError(
+                f"invalid website id {website_id!r}: use 1 to 64 letters, digits, '-', '_' or '.'"
+            )
+        return website_id
+
+    def _check_plan(self, plan: str) -> None:
+        if plan not in self.plans:
+            raise SiteError(f"unknown plan {plan!r}: choose one of {', '.join(self.plans)}")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

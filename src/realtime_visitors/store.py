@@ -1,0 +1,118 @@
+"""The hot path to Redis: one script call per HTTP request. Raises StorageError."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import NamedTuple, TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from . import scripts
+from .config import Settings
+from .keys import site_keys
+from .tokens import digest
+
+T = TypeVar("T")
+
+# Expired members removed per script call at most, so that one call stays short
+# when a large share of a big set expires at once; the count never depends on it.
+TRIM_BUDGET = 1000
+
+
+class StorageError(Exception):
+    """Redis could not be reached, or did not answer in time."""
+
+
+class PageviewStatus(IntEnum):
+    NOT_FOUND = 0
+    COUNTED = 1
+    IGNORED = 2
+
+
+class RealtimeStatus(IntEnum):
+    OK = 0
+    NOT_FOUND = 1
+    INVALID_TOKEN = 2
+    RATE_LIMITED = 3
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeResult:
+    status: RealtimeStatus
+    visitors: int
+    limit: int
+    remaining: int
+    reset_ms: int
+    retry_ms: int
+    now_ms: int
+
+
+class Visitor(NamedTuple):
+    """Who viewed a page: mode "v" (own id), "a" (anonymous IP + agent), "n" (crawler)."""
+
+    mode: str
+    who: str = ""
+    agent: str = ""
+
+
+def connect(url: str, timeout: float) -> Redis:
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        # One immediate retry on a broken connection heals a pooled socket that a
+        # Redis restart closed; a timeout is never retried, so an outage answers fast.
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        health_check_interval=0,
+    )
+
+
+class Store:
+    def __init__(self, client: Redis, settings: Settings) -> None:
+        self.client = client
+        self.scripts = scripts.register(client)
+        self.window_ms = settings.window_ms
+        # The smallest plan first: realtime.lua gives its limit to unknown plans.
+        plans = sorted(settings.plans.items(), key=lambda item: item[1])
+        self._plan_args: tuple[str, ...] = tuple(str(value) for pair in plans for value in pair)
+
+    async def call(self, awaitable: Awaitable[T]) -> T:
+        try:
+            return await awaitable
+        except RedisError as exc:
+            raise StorageError(str(exc)) from exc
+
+    async def pageview(self, website_id: str, visitor: Visitor) -> PageviewStatus:
+        keys = site_keys(website_id)
+        fresh_salt = secrets.token_hex(16) if visitor.mode == "a" else ""
+        args = (self.window_ms, visitor.mode, visitor.who, visitor.agent, fresh_salt, TRIM_BUDGET)
+        status = await self.call(
+            self.scripts.pageview(keys=[keys.site, keys.visitors, keys.salt], args=args)
+        )
+        return PageviewStatus(int(status))
+
+    async def realtime(self, website_id: str, token: str) -> RealtimeResult:
+        keys = site_keys(website_id)
+        args: list[str | int] = [self.window_ms, digest(token), TRIM_BUDGET, *self._plan_args]
+        reply = await self.call(
+            self.scripts.realtime(
+                keys=[keys.site, keys.tokens, keys.bucket, keys.visitors], args=args
+            )
+        )
+        status, visitors, limit, remaining, reset_ms, retry_ms, now_ms = map(int, reply)
+        return RealtimeResult(
+            RealtimeStatus(status), visitors, limit, remaining, reset_ms, retry_ms, now_ms
+        )
+
+    async def ping(self) -> None:
+        await self.call(self.client.ping())
+
+    async def close(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,22 @@
+"""API tokens: generated once, shown once, stored only as SHA-256 digests."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+TOKEN_PREFIX = "vt_"  # noqa: S105 (a prefix, not a secret)
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_token_id() -> str:
+    return "tok_" + secrets.token_hex(4)
+
+
+def digest(token: str) -> str:
+    # A plain hash is enough: tokens carry 256 random bits, so there is nothing to
+    # brute-force and no need for a slow password hash on every request.
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
