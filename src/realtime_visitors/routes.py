@@ -18,7 +18,6 @@ from .visitors import MAX_VISITOR_ID, client_ip, identify
 
 AUTH_ERROR = "Missing or invalid authorization header. Expected: Bearer <token>"
 MAX_BODY = 16 * 1024
-BODY_TYPES = frozenset({"", "application/json", "text/plain"})
 OPTIONAL_FIELDS = ("url", "referrer", "visitorId")
 
 # RFC 6750: the scheme is case-insensitive, the token is one token68.
@@ -101,9 +100,8 @@ def iso_timestamp(ms: int) -> str:
 
 
 async def read_pageview(request: Request) -> dict[str, Any]:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in BODY_TYPES:
-        raise BadRequest(415, "Content-Type must be application/json or text/plain")
+    # The body is JSON whatever Content-Type says: navigator.sendBeacon sends
+    # text/plain (no CORS preflight), and `curl -d` sends a form type.
     body = await read_body(request)
     try:
         payload = orjson.loads(body)

@@ -1,0 +1,115 @@
+"""Shared fixtures: a real Redis-compatible server started by the suite itself.
+
+Every test that runs Lua talks to the embedded valkey-server started here, and
+also to REDIS_URL when it is set (CI sets it to the machine's Redis 7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from realtime_visitors import embedded
+from realtime_visitors.app import create_app
+from realtime_visitors.config import Settings
+from realtime_visitors.sites import Sites
+from realtime_visitors.store import Store, connect
+
+T = TypeVar("T")
+
+BACKENDS = ["valkey"] + (["REDIS_URL"] if os.environ.get("REDIS_URL") else [])
+
+
+@pytest.fixture(scope="session")
+def valkey_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = embedded.ensure(tmp_path_factory.mktemp("valkey"), persist=False)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def redis_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "valkey":
+        return str(request.getfixturevalue("valkey_url"))
+    return os.environ["REDIS_URL"]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def raw(redis_url: str) -> Iterator[redis.Redis]:
+    """A plain client, for looking at what the service wrote."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return Settings(redis_url=redis_url)
+
+
+def run_admin(settings: Settings, action: Callable[[Sites], Awaitable[T]]) -> T:
+    async def main() -> T:
+        assert settings.redis_url
+        store = Store(connect(settings.redis_url, settings.redis_timeout), settings)
+        try:
+            return await action(Sites(store, settings.plans))
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def unique_id(prefix: str = "site") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def make_site(settings: Settings) -> Callable[..., tuple[str, str]]:
+    """Create a website on a fresh id; return (website id, its token)."""
+
+    def make(plan: str = "free", config: Settings | None = None) -> tuple[str, str]:
+        site, token = run_admin(config or settings, lambda s: s.create(unique_id(), "", plan))
+        return site.website_id, token.token
+
+    return make
+
+
+@pytest.fixture
+def make_client(settings: Settings) -> Iterator[Callable[..., TestClient]]:
+    clients: list[TestClient] = []
+
+    def make(peer: str = "testclient", **overrides: Any) -> TestClient:
+        app = create_app(replace(settings, **overrides))
+        client = TestClient(app, client=(peer, 50000))
+        clients.append(client.__enter__())
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    return make_client()
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]

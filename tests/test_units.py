@@ -1,0 +1,185 @@
+"""Fast unit tests of pure logic: settings, keys, tokens, client address, crawlers."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+from pathlib import Path
+
+import fakeredis
+import pytest
+
+from realtime_visitors import crawlers, scripts
+from realtime_visitors.config import DEFAULT_PLANS, ConfigError, Settings
+from realtime_visitors.keys import is_valid_website_id, site_keys, website_id_of_site_key
+from realtime_visitors.routes import bearer_token, iso_timestamp
+from realtime_visitors.sites import SiteError, Sites
+from realtime_visitors.store import Store
+from realtime_visitors.tokens import digest, new_token
+from realtime_visitors.visitors import client_ip, identify
+
+
+def test_settings_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.redis_url is None
+    assert settings.window_seconds == 180
+    assert settings.window_ms == 180_000
+    assert dict(settings.plans) == {"free": 100, "pro": 1000, "enterprise": 10000}
+    assert settings.cors_origins == ("*",)
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.data_dir == Path(".data")
+
+
+def test_settings_from_env() -> None:
+    settings = Settings.from_env(
+        {
+            "REDIS_URL": "redis://h:1/2",
+            "RTV_WINDOW_SECONDS": "5",
+            "RTV_PLANS": "free=10, team=500",
+            "RTV_CORS_ORIGINS": "https://a.example, https://b.example",
+            "RTV_TRUSTED_PROXIES": "10.0.0.0/8,::1",
+            "RTV_DATA_DIR": "/tmp/x",
+            "RTV_HOST": "0.0.0.0",
+            "RTV_PORT": "9000",
+            "RTV_REDIS_TIMEOUT": "0.25",
+        }
+    )
+    assert settings.redis_url == "redis://h:1/2"
+    assert settings.window_ms == 5000
+    assert dict(settings.plans) == {**DEFAULT_PLANS, "free": 10, "team": 500}
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    assert ipaddress.ip_address("10.1.2.3") in settings.trusted_proxies[0]
+    assert settings.data_dir == Path("/tmp/x")
+    assert (settings.host, settings.port, settings.redis_timeout) == ("0.0.0.0", 9000, 0.25)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"RTV_WINDOW_SECONDS": "0"},
+        {"RTV_WINDOW_SECONDS": "three"},
+        {"RTV_PLANS": "free"},
+        {"RTV_PLANS": "free=0"},
+        {"RTV_PLANS": "free=-1"},
+        {"RTV_TRUSTED_PROXIES": "not-an-ip"},
+        {"RTV_REDIS_TIMEOUT": "-1"},
+        {"RTV_PORT": "http"},
+    ],
+)
+def test_bad_settings_are_clear_errors(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match=next(iter(env))):
+        Settings.from_env(env)
+
+
+def test_all_keys_of_a_website_share_its_hash_tag() -> None:
+    keys = site_keys("my-site.1")
+    assert len(set(keys.all)) == 5
+    for key in keys.all:
+        assert re.fullmatch(r"rtv:\{my-site\.1\}:\w+", key)
+    assert website_id_of_site_key(keys.site) == "my-site.1"
+
+
+@pytest.mark.parametrize("website_id", ["a", "A-z_0.9", "x" * 64])
+def test_valid_website_ids(website_id: str) -> None:
+    assert is_valid_website_id(website_id)
+
+
+@pytest.mark.parametrize(
+    "website_id", ["", "x" * 65, "a{b", "a}b", "a b", "a:b", "a\n", "é", "a%20b", "a*"]
+)
+def test_impossible_website_ids_never_build_keys(website_id: str) -> None:
+    assert not is_valid_website_id(website_id)
+    with pytest.raises(ValueError, match="not a website id"):
+        site_keys(website_id)
+
+
+def test_tokens_are_long_random_and_stored_as_digests() -> None:
+    tokens = {new_token() for _ in range(100)}
+    assert len(tokens) == 100
+    for token in tokens:
+        assert re.fullmatch(r"vt_[A-Za-z0-9_-]{43,}", token)
+        assert re.fullmatch(r"[0-9a-f]{64}", digest(token))
+        assert token not in digest(token)
+
+
+@pytest.mark.parametrize(
+    ("header", "token"),
+    [
+        ("Bearer vt_abc", "vt_abc"),
+        ("bearer vt_abc", "vt_abc"),
+        ("BEARER  vt_abc ", "vt_abc"),
+        ("Bearer vt_a+b/c==", "vt_a+b/c=="),
+        ("Bearer", None),
+        ("Bearer vt_a vt_b", None),
+        ("Basic vt_abc", None),
+        ("Bearer vt_\u00e9", None),
+        (None, None),
+    ],
+)
+def test_bearer_token(header: str | None, token: str | None) -> None:
+    assert bearer_token(header) == token
+
+
+def test_iso_timestamp_has_milliseconds_and_z() -> None:
+    assert iso_timestamp(1753895377000) == "2025-07-30T17:09:37.000Z"
+    assert iso_timestamp(1753895377042) == "2025-07-30T17:09:37.042Z"
+
+
+PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        ("1.2.3.4", None, "1.2.3.4"),
+        ("1.2.3.4", "9.9.9.9", "1.2.3.4"),  # the peer is no proxy of ours: ignore the header
+        ("10.0.0.1", "9.9.9.9", "9.9.9.9"),
+        ("10.0.0.1", "6.6.6.6, 9.9.9.9", "9.9.9.9"),  # the left part is the client's word
+        ("10.0.0.1", "9.9.9.9, 10.0.0.2", "9.9.9.9"),  # two proxies of ours
+        ("::1", "2001:db8::1", "2001:db8::1"),
+        ("10.0.0.1", "garbage", "garbage"),
+        (None, None, ""),
+    ],
+)
+def test_client_ip(peer: str | None, forwarded: str | None, expected: str) -> None:
+    assert client_ip(peer, forwarded, PROXIES) == expected
+
+
+def test_identify() -> None:
+    chrome = (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
+    )
+    assert identify("v1", "1.2.3.4", chrome) == ("v", "v1", "")
+    assert identify(None, "1.2.3.4", chrome) == ("a", "1.2.3.4", chrome)
+    assert identify("v1", "1.2.3.4", "Googlebot/2.1").mode == "n"
+    assert len(identify(None, "1.2.3.4", "x" * 5000).agent) == crawlers.MAX_AGENT
+
+
+def test_crawler_list_excludes_generic_http_clients() -> None:
+    assert crawlers.is_crawler(
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+    )
+    assert not crawlers.is_crawler("curl/8.5.0")
+    assert not crawlers.is_crawler("python-requests/2.32")
+
+
+def test_every_script_documents_keys_argv_and_return() -> None:
+    for name in scripts.Scripts._fields:
+        text = scripts.source(name)
+        header = "\n".join(line for line in text.splitlines() if line.startswith("--"))
+        assert "KEYS[1]" in header, name
+        assert "Returns" in header, name
+        # Keys come from KEYS only: a script never builds a key name itself.
+        assert "rtv:" not in text, name
+
+
+def test_site_admin_validates_before_touching_redis() -> None:
+    settings = Settings(redis_url="redis://unused")
+    sites = Sites(Store(fakeredis.FakeAsyncRedis(), settings), settings.plans)
+    with pytest.raises(SiteError, match="invalid website id"):
+        asyncio.run(sites.create("a b", "", "free"))
+    with pytest.raises(SiteError, match="unknown plan"):
+        asyncio.run(sites.create("ok", "", "platinum"))
+    with pytest.raises(SiteError, match="invalid website id"):
+        asyncio.run(sites.set_plan("{x}", "pro"))
