@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -94,6 +96,11 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     import uvicorn
 
     config = settings()
+    # After a graceful shutdown uvicorn raises the signal again; SIGTERM's default
+    # action would then kill this process before it stops the embedded store, and
+    # SIGINT's would end it with "Aborted!" and status 1. Both are a normal stop.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, exit_cleanly)
     with redis_url(config) as url:
         # Workers are separate processes that read their settings from the
         # environment, so they all reach the store this process chose.
@@ -108,6 +115,10 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
             proxy_headers=False,
             server_header=False,
         )
+
+
+def exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 @main.command("redis-cli", context_settings={"ignore_unknown_options": True})

@@ -61,11 +61,15 @@ class Sites:
 
     async def all(self) -> list[Site]:
         found: list[Site] = []
-        async for key in self.store.client.scan_iter(match=SITE_PATTERN, count=1000):
+        for key in await self.store.call(self._site_keys()):
             website_id = website_id_of_site_key(_text(key))
             if is_valid_website_id(website_id):
                 found.append(await self.get(website_id))
         return sorted(found, key=lambda site: (site.created_ms, site.website_id))
+
+    async def _site_keys(self) -> list[bytes | str]:
+        # SCAN, not a global index key: every key stays inside its website's slot.
+        return [key async for key in self.store.client.scan_iter(match=SITE_PATTERN, count=1000)]
 
     async def get(self, website_id: str) -> Site:
         keys = site_keys(self._checked(website_id))
