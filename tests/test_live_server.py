@@ -230,3 +230,85 @@ def test_sigterm_also_stops_the_embedded_store(tmp_path: Path) -> None:
             client.shutdown(nosave=True)
     assert code == 0, server.log.read_text()
     assert not orphaned, "the embedded valkey-server outlived `serve`"
+
+
+# The document's "JavaScript Fetch" example, verbatim but for the host.
+SPEC_FETCH_SNIPPET = """\
+fetch("https://versatailor.com/api/v1/realtime?websiteId=your_website_id", {
+headers: {
+Authorization: "Bearer vt_your_api_token_here",
+},
+})
+.then((response) => response.json())
+.then((data) => console.log(data));
+"""
+# Records what the snippet logs where --dump-dom can show it.
+CAPTURE_CONSOLE = """\
+console.log = (data) => document.body.setAttribute("data-logged", JSON.stringify(data));
+"""
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=10000",
+    "--dump-dom",
+]
+
+
+@pytest.fixture
+def page_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A static server on another port: another origin, as a customer's site is."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            httpx.get(base, timeout=1.0)
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the page server did not start"
+            time.sleep(0.05)
+    yield base, tmp_path
+    process.terminate()
+    process.wait()
+
+
+def test_spec_fetch_runs_in_a_browser_from_another_origin(
+    live: Live, site: tuple[str, str], page_server: tuple[str, Path]
+) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed: cannot run the spec's browser example")
+    website_id, token = site
+    base, folder = page_server
+    snippet = (
+        SPEC_FETCH_SNIPPET.replace(SPEC_HOST, live.base_url)
+        .replace("your_website_id", website_id)
+        .replace("vt_your_api_token_here", token)
+    )
+    (folder / "index.html").write_text(
+        f"<!doctype html><html><body><script>{CAPTURE_CONSOLE}{snippet}</script></body></html>"
+    )
+    result = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={folder / 'profile'}", f"{base}/index.html"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    logged = result.stdout.partition('data-logged="')[2].partition('"')[0]
+    assert logged, f"the page logged nothing; chromium said:\n{result.stderr[-2000:]}"
+    data = json.loads(logged.replace("&quot;", '"'))
+    assert data["currentVisitors"] == 1
+    assert data["websiteId"] == website_id
