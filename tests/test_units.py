@@ -183,3 +183,11 @@ def test_site_admin_validates_before_touching_redis() -> None:
         asyncio.run(sites.create("ok", "", "platinum"))
     with pytest.raises(SiteError, match="invalid website id"):
         asyncio.run(sites.set_plan("{x}", "pro"))
+
+
+def test_crawler_cache_holds_only_cut_user_agents() -> None:
+    crawlers._matches.cache_clear()
+    crawlers.is_crawler("x" * 100_000)
+    assert crawlers._matches.cache_info().currsize == 1
+    crawlers.is_crawler("x" * crawlers.MAX_AGENT + "different tail")
+    assert crawlers._matches.cache_info().hits == 1

@@ -34,7 +34,11 @@ def _compile(patterns: list[str]) -> tuple[re.Pattern[str], ...]:
 _CHUNKS = _compile(_load_patterns())
 
 
-@lru_cache(maxsize=CACHE_SIZE)
 def is_crawler(user_agent: str) -> bool:
-    agent = user_agent[:MAX_AGENT]
+    # Cut before the cache, so that it holds at most CACHE_SIZE short strings.
+    return _matches(user_agent[:MAX_AGENT])
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _matches(agent: str) -> bool:
     return any(chunk.search(agent) for chunk in _CHUNKS)
