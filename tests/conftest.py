@@ -22,7 +22,7 @@ from realtime_visitors import embedded
 from realtime_visitors.app import create_app
 from realtime_visitors.config import Settings
 from realtime_visitors.sites import Sites
-from realtime_visitors.store import Store, connect
+from realtime_visitors.store import Store
 
 T = TypeVar("T")
 
@@ -66,7 +66,7 @@ def settings(redis_url: str) -> Settings:
 def run_admin(settings: Settings, action: Callable[[Sites], Awaitable[T]]) -> T:
     async def main() -> T:
         assert settings.redis_url
-        store = Store(connect(settings.redis_url, settings.redis_timeout), settings)
+        store = Store(settings.redis_url, settings)
         try:
             return await action(Sites(store, settings.plans))
         finally:

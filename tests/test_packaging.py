@@ -18,7 +18,7 @@ def test_wheel_ships_lua_and_finds_it(tmp_path: Path, repo_root: Path) -> None:
     )  # fmt: skip
     (wheel,) = (tmp_path / "dist").glob("realtime_visitors-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for name in scripts.Scripts._fields:
+    for name in scripts.NAMES:
         assert f"realtime_visitors/lua/{name}.lua" in names
 
     target = tmp_path / "site"

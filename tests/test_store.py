@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from realtime_visitors import embedded, scripts, store
 from realtime_visitors.config import Settings
 from realtime_visitors.keys import site_keys
-from realtime_visitors.store import RealtimeStatus, Store, Visitor, connect
+from realtime_visitors.store import RealtimeStatus, Store, Visitor
 
 from .conftest import run_admin, unique_id
 
@@ -206,7 +206,7 @@ def test_service_recovers_when_redis_comes_back(tmp_path: Path) -> None:
 def with_store(settings: Settings, action: Callable[[Store], Awaitable[T]]) -> T:
     async def main() -> T:
         assert settings.redis_url
-        s = Store(connect(settings.redis_url, 1.0), settings)
+        s = Store(settings.redis_url, settings)
         try:
             return await action(s)
         finally:

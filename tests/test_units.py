@@ -165,7 +165,7 @@ def test_crawler_list_excludes_generic_http_clients() -> None:
 
 
 def test_every_script_documents_keys_argv_and_return() -> None:
-    for name in scripts.Scripts._fields:
+    for name in scripts.NAMES:
         text = scripts.source(name)
         header = "\n".join(line for line in text.splitlines() if line.startswith("--"))
         assert "KEYS[1]" in header, name
@@ -176,7 +176,7 @@ def test_every_script_documents_keys_argv_and_return() -> None:
 
 def test_site_admin_validates_before_touching_redis() -> None:
     settings = Settings(redis_url="redis://unused")
-    sites = Sites(Store(fakeredis.FakeAsyncRedis(), settings), settings.plans)
+    sites = Sites(Store("redis://unused", settings), settings.plans)
     with pytest.raises(SiteError, match="invalid website id"):
         asyncio.run(sites.create("a b", "", "free"))
     with pytest.raises(SiteError, match="unknown plan"):
@@ -191,3 +191,19 @@ def test_crawler_cache_holds_only_cut_user_agents() -> None:
     assert crawlers._matches.cache_info().currsize == 1
     crawlers.is_crawler("x" * crawlers.MAX_AGENT + "different tail")
     assert crawlers._matches.cache_info().hits == 1
+
+
+def test_site_listing_skips_keys_that_are_no_website() -> None:
+    client = fakeredis.FakeAsyncRedis()
+    settings = Settings(redis_url="redis://unused")
+    sites = Sites(Store("redis://unused", settings, client=client), settings.plans)
+
+    async def main() -> list[str]:
+        for website_id in ("b-site", "a-site", "bad id", "{nested}"):
+            await client.hset(
+                f"rtv:{{{website_id}}}:site", mapping={"name": "n", "plan": "free", "created": "1"}
+            )
+        await client.set("rtv:{c-site}:visitors", "not a site key")
+        return [site.website_id for site in await sites.all()]
+
+    assert asyncio.run(main()) == ["a-site", "b-site"]

@@ -14,10 +14,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .config import Settings
+from .connection import StorageError
 from .cors import CORSMiddleware
 from .responses import error
-from .routes import Api
-from .store import StorageError, Store, connect
+from .routes import Pageview, Realtime
+from .store import Store
 
 log = logging.getLogger("realtime_visitors")
 
@@ -33,8 +34,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             raise RuntimeError(
                 "REDIS_URL is not set: start the service with `realtime-visitors serve`"
             )
-        store = Store(connect(settings.redis_url, settings.redis_timeout), settings)
-    api = Api(settings, store)
+        store = Store(settings.redis_url, settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -43,8 +43,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     return Starlette(
         routes=[
-            Route(REALTIME_PATH, api.realtime, methods=["GET"]),
-            Route(PAGEVIEW_PATH, api.pageview, methods=["POST"]),
+            Route(REALTIME_PATH, Realtime(store), methods=["GET"]),
+            Route(PAGEVIEW_PATH, Pageview(settings, store), methods=["POST"]),
         ],
         middleware=[
             Middleware(CORSMiddleware, origins=settings.cors_origins, open_paths=[PAGEVIEW_PATH])

@@ -16,8 +16,9 @@ import orjson
 
 from . import embedded
 from .config import ConfigError, Settings
+from .connection import StorageError
 from .sites import Site, SiteError, Sites
-from .store import StorageError, Store, connect
+from .store import Store
 
 T = TypeVar("T")
 
@@ -49,7 +50,7 @@ def run_admin(action: Callable[[Sites], Awaitable[T]]) -> T:
     config = settings()
 
     async def main(url: str) -> T:
-        store = Store(connect(url, config.redis_timeout), config)
+        store = Store(url, config)
         try:
             return await action(Sites(store, config.plans))
         finally:

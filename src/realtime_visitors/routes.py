@@ -1,18 +1,18 @@
-"""The HTTP API: thin endpoints that parse, call the store and render."""
+"""The two endpoints of the API: parse, one store call, render."""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
+from .asgi import BodyTooLarge, error_body, header, read_body, respond
 from .config import Settings
 from .keys import is_valid_website_id
-from .responses import JSONResponse, error
 from .store import PageviewStatus, RealtimeResult, RealtimeStatus, Store
 from .visitors import MAX_VISITOR_ID, client_ip, identify
 
@@ -22,116 +22,153 @@ OPTIONAL_FIELDS = ("url", "referrer", "visitorId")
 
 # RFC 6750: the scheme is case-insensitive, the token is one token68.
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9._~+/-]+=*) *")
+# The query every client sends, read without a general parser.
+_PLAIN_QUERY = re.compile(rb"websiteId=([A-Za-z0-9._-]{1,64})")
+
+MISSING_AUTH = error_body(AUTH_ERROR)
+MISSING_ID = error_body("websiteId is required")
+REPEATED_ID = error_body("websiteId must be given once")
+NOT_FOUND = error_body("Website not found")
+INVALID_TOKEN = error_body("Invalid API token")
+RATE_LIMITED = error_body("Rate limit exceeded")
+ACCEPTED = orjson.dumps({"status": "accepted"})
+NOT_JSON = "Request body must be a JSON object"
+TOO_LARGE = error_body(f"Request body must be at most {MAX_BODY} bytes")
 
 
-class BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class BadPageview(ValueError):
+    pass
 
 
-class Api:
+class Realtime:
+    """GET /api/v1/realtime?websiteId=ID with `Authorization: Bearer <token>`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = bearer_token(header(scope, b"authorization"))
+        if token is None:
+            await respond(send, 401, MISSING_AUTH)
+            return
+        query: bytes = scope["query_string"]
+        plain = _PLAIN_QUERY.fullmatch(query)
+        if plain:
+            website_id = plain.group(1).decode()
+        else:
+            ids = [
+                value
+                for name, value in parse_qsl(query.decode("latin-1"), True)
+                if name == "websiteId"
+            ]
+            if len(ids) > 1:
+                await respond(send, 400, REPEATED_ID)
+                return
+            website_id = ids[0] if ids else ""
+            if not website_id:
+                await respond(send, 400, MISSING_ID)
+                return
+            if not is_valid_website_id(website_id):
+                await respond(send, 404, NOT_FOUND)
+                return
+        result = await self.store.realtime(website_id, token)
+        status = result.status
+        if status is RealtimeStatus.OK:
+            body = b'{"currentVisitors":%d,"websiteId":"%s","timestamp":"%s"}' % (
+                result.visitors,
+                website_id.encode(),  # letters, digits, "-", "_", ".": nothing to escape
+                iso_timestamp(result.now_ms).encode(),
+            )
+            await respond(send, 200, body, rate_limit_headers(result))
+        elif status is RealtimeStatus.RATE_LIMITED:
+            headers = rate_limit_headers(result)
+            headers.append((b"retry-after", b"%d" % max(1, -(-result.retry_ms // 1000))))
+            await respond(send, 429, RATE_LIMITED, headers)
+        elif status is RealtimeStatus.INVALID_TOKEN:
+            await respond(send, 401, INVALID_TOKEN)
+        else:
+            await respond(send, 404, NOT_FOUND)
+
+
+class Pageview:
+    """POST /api/v1/pageview with a JSON body."""
+
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
 
-    async def realtime(self, request: Request) -> Response:
-        token = bearer_token(request.headers.get("authorization"))
-        if token is None:
-            return error(401, AUTH_ERROR)
-        ids = request.query_params.getlist("websiteId")
-        if len(ids) > 1:
-            return error(400, "websiteId must be given once")
-        website_id = ids[0] if ids else ""
-        if not website_id:
-            return error(400, "websiteId is required")
-        if not is_valid_website_id(website_id):
-            return error(404, "Website not found")
-        result = await self.store.realtime(website_id, token)
-        if result.status is RealtimeStatus.NOT_FOUND:
-            return error(404, "Website not found")
-        if result.status is RealtimeStatus.INVALID_TOKEN:
-            return error(401, "Invalid API token")
-        headers = rate_limit_headers(result)
-        if result.status is RealtimeStatus.RATE_LIMITED:
-            headers["Retry-After"] = str(max(1, -(-result.retry_ms // 1000)))
-            return error(429, "Rate limit exceeded", headers)
-        body = {
-            "currentVisitors": result.visitors,
-            "websiteId": website_id,
-            "timestamp": iso_timestamp(result.now_ms),
-        }
-        return JSONResponse(body, headers=headers)
-
-    async def pageview(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            payload = await read_pageview(request)
-        except BadRequest as exc:
-            return error(exc.status, exc.message)
+            payload = parse_pageview(await read_body(scope, receive, MAX_BODY))
+        except BodyTooLarge:
+            await respond(send, 413, TOO_LARGE)
+            return
+        except BadPageview as exc:
+            await respond(send, 400, error_body(str(exc)))
+            return
         website_id: str = payload["websiteId"]
         if not is_valid_website_id(website_id):
-            return error(404, "Website not found")
-        peer = request.client.host if request.client else None
-        ip = client_ip(peer, request.headers.get("x-forwarded-for"), self.settings.trusted_proxies)
-        visitor = identify(payload.get("visitorId"), ip, request.headers.get("user-agent", ""))
-        status = await self.store.pageview(website_id, visitor)
+            await respond(send, 404, NOT_FOUND)
+            return
+        peer = scope["client"][0] if scope.get("client") else None
+        forwarded = header(scope, b"x-forwarded-for")
+        ip = client_ip(
+            peer, forwarded.decode("latin-1") if forwarded else None, self.settings.trusted_proxies
+        )
+        agent = (header(scope, b"user-agent") or b"").decode("latin-1")
+        status = await self.store.pageview(
+            website_id, identify(payload.get("visitorId"), ip, agent)
+        )
         if status is PageviewStatus.NOT_FOUND:
-            return error(404, "Website not found")
-        return JSONResponse({"status": "accepted"}, status_code=202)
+            await respond(send, 404, NOT_FOUND)
+        else:
+            await respond(send, 202, ACCEPTED)
 
 
-def bearer_token(header: str | None) -> str | None:
-    match = _BEARER.fullmatch(header) if header else None
+def bearer_token(header: bytes | str | None) -> str | None:
+    if not header:
+        return None
+    text = header.decode("latin-1") if isinstance(header, bytes) else header
+    match = _BEARER.fullmatch(text)
     return match.group(1) if match else None
 
 
-def rate_limit_headers(result: RealtimeResult) -> dict[str, str]:
-    return {
-        "X-RateLimit-Limit": str(result.limit),
-        "X-RateLimit-Remaining": str(result.remaining),
-        "X-RateLimit-Reset": str(-(-result.reset_ms // 1000)),
-    }
+def rate_limit_headers(result: RealtimeResult) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"x-ratelimit-limit", b"%d" % result.limit),
+        (b"x-ratelimit-remaining", b"%d" % result.remaining),
+        (b"x-ratelimit-reset", b"%d" % -(-result.reset_ms // 1000)),
+    ]
+
+
+_second: list[Any] = [-1, ""]
 
 
 def iso_timestamp(ms: int) -> str:
     seconds, millis = divmod(ms, 1000)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis:03d}Z"
+    # Most requests fall in the same second as the one before: format it once.
+    if _second[0] != seconds:
+        _second[:] = [seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))]
+    return f"{_second[1]}.{millis:03d}Z"
 
 
-async def read_pageview(request: Request) -> dict[str, Any]:
+def parse_pageview(body: bytes) -> dict[str, Any]:
     # The body is JSON whatever Content-Type says: navigator.sendBeacon sends
     # text/plain (no CORS preflight), and `curl -d` sends a form type.
-    body = await read_body(request)
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise BadRequest(400, "Request body must be a JSON object") from None
+        raise BadPageview(NOT_JSON) from None
     if not isinstance(payload, dict):
-        raise BadRequest(400, "Request body must be a JSON object")
+        raise BadPageview(NOT_JSON)
     website_id = payload.get("websiteId")
     if website_id is None or website_id == "":
-        raise BadRequest(400, "websiteId is required")
+        raise BadPageview("websiteId is required")
     if not isinstance(website_id, str):
-        raise BadRequest(400, "websiteId must be a string")
+        raise BadPageview("websiteId must be a string")
     for field in OPTIONAL_FIELDS:
         if payload.get(field) is not None and not isinstance(payload[field], str):
-            raise BadRequest(400, f"{field} must be a string")
+            raise BadPageview(f"{field} must be a string")
     if len(payload.get("visitorId") or "") > MAX_VISITOR_ID:
-        raise BadRequest(400, f"visitorId must be at most {MAX_VISITOR_ID} characters")
+        raise BadPageview(f"visitorId must be at most {MAX_VISITOR_ID} characters")
     return payload
-
-
-async def read_body(request: Request) -> bytes:
-    too_large = BadRequest(413, f"Request body must be at most {MAX_BODY} bytes")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)

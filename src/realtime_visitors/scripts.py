@@ -1,4 +1,4 @@
-"""Loads lua/*.lua and registers them: the only module that knows the file names."""
+"""Finds lua/*.lua: the only module that knows the scripts' file names."""
 
 from __future__ import annotations
 
@@ -10,14 +10,22 @@ from typing import NamedTuple
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from .connection import Script
 
-class Scripts(NamedTuple):
-    pageview: AsyncScript
-    realtime: AsyncScript
+
+class AdminScripts(NamedTuple):
     site_create: AsyncScript
     site_set: AsyncScript
     token_create: AsyncScript
     token_revoke: AsyncScript
+
+
+class HotScripts(NamedTuple):
+    pageview: Script
+    realtime: Script
+
+
+NAMES = HotScripts._fields + AdminScripts._fields
 
 
 def lua_dir() -> Traversable:
@@ -33,7 +41,12 @@ def source(name: str) -> str:
     return (lua_dir() / f"{name}.lua").read_text(encoding="utf-8")
 
 
-def register(client: Redis) -> Scripts:
+def hot() -> HotScripts:
+    """The request path's scripts, for the pipelined connection (which handles NOSCRIPT)."""
+    return HotScripts(*(Script(source(name)) for name in HotScripts._fields))
+
+
+def register(client: Redis) -> AdminScripts:
     # register_script caches the SHA and reloads the script on NOSCRIPT, so a Redis
     # restart or SCRIPT FLUSH heals on the next call.
-    return Scripts(*(client.register_script(source(name)) for name in Scripts._fields))
+    return AdminScripts(*(client.register_script(source(name)) for name in AdminScripts._fields))

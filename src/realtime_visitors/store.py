@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from . import scripts
 from .config import Settings
+from .connection import Connection, StorageError
 from .keys import site_keys
 from .tokens import digest
 
@@ -24,10 +25,6 @@ T = TypeVar("T")
 # Expired members removed per script call at most, so that one call stays short
 # when a large share of a big set expires at once; the count never depends on it.
 TRIM_BUDGET = 1000
-
-
-class StorageError(Exception):
-    """Redis could not be reached, or did not answer in time."""
 
 
 class PageviewStatus(IntEnum):
@@ -75,13 +72,17 @@ def connect(url: str, timeout: float) -> Redis:
 
 
 class Store:
-    def __init__(self, client: Redis, settings: Settings) -> None:
-        self.client = client
-        self.scripts = scripts.register(client)
-        self.window_ms = settings.window_ms
+    """The request path uses its own pipelined connection; administration uses redis-py."""
+
+    def __init__(self, url: str, settings: Settings, client: Redis | None = None) -> None:
+        self.client = client or connect(url, settings.redis_timeout)
+        self.scripts = scripts.register(self.client)
+        self.connection = Connection(url, settings.redis_timeout)
+        self._hot = scripts.hot()
+        self._window = settings.window_ms
         # The smallest plan first: realtime.lua gives its limit to unknown plans.
         plans = sorted(settings.plans.items(), key=lambda item: item[1])
-        self._plan_args: tuple[str, ...] = tuple(str(value) for pair in plans for value in pair)
+        self._plan_args = tuple(str(value) for pair in plans for value in pair)
 
     async def call(self, awaitable: Awaitable[T]) -> T:
         try:
@@ -92,27 +93,25 @@ class Store:
     async def pageview(self, website_id: str, visitor: Visitor) -> PageviewStatus:
         keys = site_keys(website_id)
         fresh_salt = secrets.token_hex(16) if visitor.mode == "a" else ""
-        args = (self.window_ms, visitor.mode, visitor.who, visitor.agent, fresh_salt, TRIM_BUDGET)
-        status = await self.call(
-            self.scripts.pageview(keys=[keys.site, keys.visitors, keys.salt], args=args)
+        status = await self.connection.call(
+            self._hot.pageview,
+            (keys.site, keys.visitors, keys.salt),
+            (self._window, visitor.mode, visitor.who, visitor.agent, fresh_salt, TRIM_BUDGET),
         )
-        return PageviewStatus(int(status))
+        return PageviewStatus(status)
 
     async def realtime(self, website_id: str, token: str) -> RealtimeResult:
         keys = site_keys(website_id)
-        args: list[str | int] = [self.window_ms, digest(token), TRIM_BUDGET, *self._plan_args]
-        reply = await self.call(
-            self.scripts.realtime(
-                keys=[keys.site, keys.tokens, keys.bucket, keys.visitors], args=args
-            )
+        reply = await self.connection.call(
+            self._hot.realtime,
+            (keys.site, keys.tokens, keys.bucket, keys.visitors),
+            (self._window, digest(token), TRIM_BUDGET, *self._plan_args),
         )
-        status, visitors, limit, remaining, reset_ms, retry_ms, now_ms = map(int, reply)
-        return RealtimeResult(
-            RealtimeStatus(status), visitors, limit, remaining, reset_ms, retry_ms, now_ms
-        )
+        return RealtimeResult(RealtimeStatus(reply[0]), *reply[1:])
 
     async def ping(self) -> None:
-        await self.call(self.client.ping())
+        await self.connection.command("PING")
 
     async def close(self) -> None:
+        self.connection.close()
         await self.client.aclose()
