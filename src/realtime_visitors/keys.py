@@ -7,6 +7,7 @@ touches live in one Redis Cluster slot.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import NamedTuple
 
 PREFIX = "rtv"
@@ -32,6 +33,7 @@ def is_valid_website_id(website_id: str) -> bool:
     return _WEBSITE_ID.fullmatch(website_id) is not None
 
 
+@lru_cache(maxsize=4096)  # every request needs them; a busy website asks again and again
 def site_keys(website_id: str) -> SiteKeys:
     if not is_valid_website_id(website_id):
         raise ValueError(f"not a website id: {website_id!r}")
