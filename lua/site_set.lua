@@ -1,4 +1,4 @@
--- Set one field of an existing website (its plan, its name).
+-- Set one field of an existing website (its plan).
 --
 -- KEYS[1]  site hash
 -- ARGV[1]  field, ARGV[2] value

@@ -198,11 +198,11 @@ def test_plan_limits_apply(client: TestClient, make_site: Site) -> None:
 
 def test_bucket_refills_continuously(client: TestClient, make_site: Site, raw: redis.Redis) -> None:
     website_id, token = make_site()  # free: 100 per hour, one every 36 s
-    bucket = site_keys(website_id).bucket
+    site = site_keys(website_id).site
     now_s, now_us = raw.time()
     now_ms = now_s * 1000 + now_us // 1000
     # An empty bucket last touched 90 s ago has regained 2.5 requests.
-    raw.hset(bucket, mapping={"tokens": "0", "ts": str(now_ms - 90_000)})
+    raw.hset(site, mapping={"bucket": "0", "bucket_ts": str(now_ms - 90_000)})
     headers = {"Authorization": f"Bearer {token}"}
     url = f"/api/v1/realtime?websiteId={website_id}"
     assert client.get(url, headers=headers).headers["X-RateLimit-Remaining"] == "1"
@@ -217,7 +217,7 @@ def test_bucket_never_exceeds_capacity(
     client: TestClient, make_site: Site, raw: redis.Redis
 ) -> None:
     website_id, token = make_site()
-    raw.hset(site_keys(website_id).bucket, mapping={"tokens": "0", "ts": "1"})
+    raw.hset(site_keys(website_id).site, mapping={"bucket": "0", "bucket_ts": "1"})
     response = client.get(
         f"/api/v1/realtime?websiteId={website_id}", headers={"Authorization": f"Bearer {token}"}
     )

@@ -53,7 +53,9 @@ def test_window_boundary_uses_server_clock(
         },
     )
     assert count(client, website_id, token) == 2
-    assert raw.zscore(key, "gone") is None  # trimmed on the way
+    client.post("/api/v1/pageview", json={"websiteId": website_id, "visitorId": "new"})
+    assert raw.zscore(key, "gone") is None  # trimmed by the next pageview
+    assert raw.zscore(key, "leaving") is not None
 
 
 def test_visitors_leave_when_the_window_passes(
@@ -91,20 +93,18 @@ def test_trimming_is_bounded_but_counting_exact(
     client: TestClient,
 ) -> None:
     monkeypatch.setattr(store, "TRIM_BUDGET", 3)
-    client = TestClient(
-        __import__("realtime_visitors.app", fromlist=["create_app"]).create_app(settings)
-    )
     website_id, token = make_site()
     key = site_keys(website_id).visitors
     now = server_ms(raw)
     raw.zadd(key, {f"old{i}": now - settings.window_ms - 1000 - i for i in range(10)})
     raw.zadd(key, {"fresh": now})
-    with client:
-        assert count(client, website_id, token) == 1
-        assert raw.zcard(key) == 8  # three of the ten expired members removed
-        client.post("/api/v1/pageview", json={"websiteId": website_id, "visitorId": "b"})
-        assert raw.zcard(key) == 6
-        assert count(client, website_id, token) == 2
+    assert count(client, website_id, token) == 1
+    client.post("/api/v1/pageview", json={"websiteId": website_id, "visitorId": "b"})
+    assert raw.zcard(key) == 12 - 3  # three of the ten expired members removed
+    assert [m for m in raw.zrange(key, 0, 2)] == ["old6", "old5", "old4"]  # the oldest went
+    client.post("/api/v1/pageview", json={"websiteId": website_id, "visitorId": "b"})
+    assert raw.zcard(key) == 12 - 6
+    assert count(client, website_id, token) == 2
 
 
 def commandstats(raw: redis.Redis) -> dict[str, int]:

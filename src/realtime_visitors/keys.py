@@ -18,9 +18,10 @@ _WEBSITE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class SiteKeys(NamedTuple):
-    site: str  # hash: name, plan, created (ms)
-    tokens: str  # hash: SHA-256 hex digest of a token -> "<token id>:<created ms>"
-    bucket: str  # hash: tokens (float), ts (ms): the realtime rate-limit bucket
+    # hash: name, plan, created (ms); bucket, bucket_ts: the rate-limit bucket; and
+    # per API token, its SHA-256 hex digest -> "<token id>:<created ms>". One hash, so
+    # that the realtime script learns all it needs in one HMGET.
+    site: str
     visitors: str  # sorted set: visitor member -> ms of that visitor's latest pageview
     salt: str  # string "<day>:<secret>": today's salt for cookieless visitor ids
 
@@ -40,8 +41,6 @@ def site_keys(website_id: str) -> SiteKeys:
     tag = f"{PREFIX}:{{{website_id}}}"
     return SiteKeys(
         site=f"{tag}:site",
-        tokens=f"{tag}:tokens",
-        bucket=f"{tag}:bucket",
         visitors=f"{tag}:visitors",
         salt=f"{tag}:salt",
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .keys import SITE_PATTERN, is_valid_website_id, site_keys, website_id_of_site_key
 from .store import Store
-from .tokens import digest, new_token, new_token_id
+from .tokens import DIGEST_LENGTH, digest, new_token, new_token_id
 
 
 class SiteError(Exception):
@@ -49,7 +49,7 @@ class Sites:
         created = int(
             await self.store.call(
                 self.store.scripts.site_create(
-                    keys=[keys.site, keys.tokens],
+                    keys=[keys.site],
                     args=[name or website_id, plan, digest(token), token_id],
                 )
             )
@@ -72,12 +72,15 @@ class Sites:
         return [key async for key in self.store.client.scan_iter(match=SITE_PATTERN, count=1000)]
 
     async def get(self, website_id: str) -> Site:
+        fields = await self._fields(website_id)
+        return Site(website_id, fields["name"], fields["plan"], int(fields["created"]))
+
+    async def _fields(self, website_id: str) -> dict[str, str]:
         keys = site_keys(self._checked(website_id))
         fields = await self.store.call(self.store.client.hgetall(keys.site))
         if not fields:
             raise SiteError(f"website {website_id!r} not found")
-        text = {_text(k): _text(v) for k, v in fields.items()}
-        return Site(website_id, text["name"], text["plan"], int(text["created"]))
+        return {_text(k): _text(v) for k, v in fields.items()}
 
     async def set_plan(self, website_id: str, plan: str) -> None:
         keys = site_keys(self._checked(website_id))
@@ -102,9 +105,7 @@ class Sites:
         token, token_id = new_token(), new_token_id()
         created = int(
             await self.store.call(
-                self.store.scripts.token_create(
-                    keys=[keys.site, keys.tokens], args=[digest(token), token_id]
-                )
+                self.store.scripts.token_create(keys=[keys.site], args=[digest(token), token_id])
             )
         )
         if not created:
@@ -112,18 +113,18 @@ class Sites:
         return NewToken(token, token_id, created)
 
     async def list_tokens(self, website_id: str) -> list[TokenInfo]:
-        await self.get(website_id)
-        entries = await self.store.call(self.store.client.hvals(site_keys(website_id).tokens))
+        fields = await self._fields(website_id)
         infos = []
-        for entry in entries:
-            token_id, _, created = _text(entry).partition(":")
-            infos.append(TokenInfo(token_id, int(created)))
+        for field, value in fields.items():
+            if is_token_digest(field):
+                token_id, _, created = value.partition(":")
+                infos.append(TokenInfo(token_id, int(created)))
         return sorted(infos, key=lambda info: (info.created_ms, info.token_id))
 
     async def revoke_token(self, website_id: str, token_id: str) -> None:
         keys = site_keys(self._checked(website_id))
         done = await self.store.call(
-            self.store.scripts.token_revoke(keys=[keys.tokens], args=[token_id])
+            self.store.scripts.token_revoke(keys=[keys.site], args=[token_id])
         )
         if not done:
             raise SiteError(f"token {token_id!r} not found for website {website_id!r}")
@@ -142,3 +143,7 @@ class Sites:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def is_token_digest(field: str) -> bool:
+    return len(field) == DIGEST_LENGTH and all(c in "0123456789abcdef" for c in field)

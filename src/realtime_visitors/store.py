@@ -104,8 +104,8 @@ class Store:
         keys = site_keys(website_id)
         reply = await self.connection.call(
             self._hot.realtime,
-            (keys.site, keys.tokens, keys.bucket, keys.visitors),
-            (self._window, digest(token), TRIM_BUDGET, *self._plan_args),
+            (keys.site, keys.visitors),
+            (self._window, digest(token), *self._plan_args),
         )
         return RealtimeResult(RealtimeStatus(reply[0]), *reply[1:])
 

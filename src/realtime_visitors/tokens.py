@@ -7,6 +7,8 @@ import secrets
 
 TOKEN_PREFIX = "vt_"  # noqa: S105 (a prefix, not a secret)
 
+DIGEST_LENGTH = 64  # SHA-256 in hex
+
 
 def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
