@@ -1,4 +1,4 @@
-"""create_app(settings) -> Starlette: routes, lifespan, errors mapped to JSON."""
+"""create_app(settings): the ASGI app, with its lifespan and errors mapped to JSON."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from .config import Settings
 from .connection import StorageError
-from .cors import CORSMiddleware
+from .cors import CORSMiddleware, CorsPolicy
+from .fastlane import FastLane
 from .responses import error
 from .routes import Pageview, Realtime
 from .store import Store
@@ -27,28 +29,26 @@ PAGEVIEW_PATH = "/api/v1/pageview"
 UNAVAILABLE_RETRY_AFTER = "1"
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, store: Store | None = None) -> ASGIApp:
     settings = settings or Settings.from_env()
     if store is None:
         if not settings.redis_url:
-            raise RuntimeError(
-                "REDIS_URL is not set: start the service with `realtime-visitors serve`"
-            )
+            raise RuntimeError("REDIS_URL is not set: start with `realtime-visitors serve`")
         store = Store(settings.redis_url, settings)
+    realtime, pageview = Realtime(store), Pageview(settings, store)
+    cors = CorsPolicy(settings.cors_origins, open_paths=[PAGEVIEW_PATH])
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await store.close()
 
-    return Starlette(
+    app = Starlette(
         routes=[
-            Route(REALTIME_PATH, Realtime(store), methods=["GET"]),
-            Route(PAGEVIEW_PATH, Pageview(settings, store), methods=["POST"]),
+            Route(REALTIME_PATH, realtime, methods=["GET"]),
+            Route(PAGEVIEW_PATH, pageview, methods=["POST"]),
         ],
-        middleware=[
-            Middleware(CORSMiddleware, origins=settings.cors_origins, open_paths=[PAGEVIEW_PATH])
-        ],
+        middleware=[Middleware(CORSMiddleware, policy=cors)],
         exception_handlers={
             StorageError: storage_unavailable,
             HTTPException: http_error,
@@ -56,6 +56,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         },
         lifespan=lifespan,
     )
+    hot: dict[tuple[str, str], ASGIApp] = {
+        ("GET", REALTIME_PATH): realtime,
+        ("POST", PAGEVIEW_PATH): pageview,
+    }
+    return FastLane(app, hot, cors)
 
 
 async def storage_unavailable(request: Request, exc: Exception) -> Response:

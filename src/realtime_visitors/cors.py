@@ -1,10 +1,12 @@
-"""CORS: the document's browser examples call the API from customers' own origins."""
+"""CORS: the document's browser examples call the API from customers' own origins.
+
+Never with credentials: tokens travel in Authorization, not in cookies.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -12,51 +14,58 @@ from .responses import error
 
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = "Authorization, Content-Type"
-EXPOSE_HEADERS = "X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After"
+EXPOSE_HEADERS = b"X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After"
 PREFLIGHT_MAX_AGE = "86400"
 
 
-class CORSMiddleware:
-    """Never with credentials: tokens travel in Authorization, not cookies.
+class CorsPolicy:
+    """Which origins may read which paths; `open_paths` accept every origin."""
 
-    `open_paths` (the pageview endpoint, called by tracking snippets on any site)
-    accept every origin whatever `origins` says.
-    """
-
-    def __init__(self, app: ASGIApp, origins: Iterable[str], open_paths: Iterable[str]) -> None:
-        self.app = app
+    def __init__(self, origins: Iterable[str], open_paths: Iterable[str]) -> None:
         self.origins = frozenset(origins)
         self.open_paths = frozenset(open_paths)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        origin = headers.get("origin")
-        if origin is None:
-            await self.app(scope, receive, send)
-            return
-        allowed = self._allow_origin(origin, scope["path"])
-        if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
-            await self._preflight(allowed, scope, receive, send)
-            return
-
-        async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start" and allowed:
-                response_headers = MutableHeaders(scope=message)
-                response_headers["Access-Control-Allow-Origin"] = allowed
-                response_headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
-                if allowed != "*":
-                    response_headers.add_vary_header("Origin")
-            await send(message)
-
-        await self.app(scope, receive, send_with_cors)
-
-    def _allow_origin(self, origin: str, path: str) -> str | None:
+    def allow(self, origin: str, path: str) -> str | None:
+        """The Access-Control-Allow-Origin value for this origin, or None: refused."""
         if "*" in self.origins or path in self.open_paths:
             return "*"
         return origin if origin in self.origins else None
+
+    def wrap(self, send: Send, allowed: str) -> Send:
+        """`send`, adding the CORS headers to the response."""
+        extra = [
+            (b"access-control-allow-origin", allowed.encode("latin-1")),
+            (b"access-control-expose-headers", EXPOSE_HEADERS),
+        ]
+        if allowed != "*":
+            extra.append((b"vary", b"Origin"))
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        return send_with_cors
+
+
+class CORSMiddleware:
+    def __init__(self, app: ASGIApp, policy: CorsPolicy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope["headers"]) if scope["type"] == "http" else {}
+        origin = headers.get(b"origin")
+        if origin is None:
+            await self.app(scope, receive, send)
+            return
+        allowed = self.policy.allow(origin.decode("latin-1"), scope["path"])
+        if scope["method"] == "OPTIONS" and b"access-control-request-method" in headers:
+            await self._preflight(allowed, scope, receive, send)
+        elif allowed is None:
+            await self.app(scope, receive, send)
+        else:
+            await self.app(scope, receive, self.policy.wrap(send, allowed))
 
     async def _preflight(
         self, allowed: str | None, scope: Scope, receive: Receive, send: Send
