@@ -115,3 +115,14 @@ def test_unreachable_server_fails_every_waiter_at_once(tmp_path) -> None:
     results = run(f"unix://{tmp_path}/nothing.sock", burst)
     assert all(isinstance(result, StorageError) for result in results)
     assert time.monotonic() - started < 1.0
+
+
+def test_the_database_in_the_url_is_selected(redis_url: str) -> None:
+    if not redis_url.startswith("redis://"):
+        pytest.skip("needs a TCP REDIS_URL (CI passes the machine's Redis)")
+    url = redis_url.rsplit("/", 1)[0] + "/5"
+    key = f"rtv:{{{unique_id()}}}:counter"
+    assert run(url, lambda connection: connection.call(INCR, (key,), ())) == 1
+    other = redis.Redis.from_url(url, decode_responses=True)
+    assert other.get(key) == "1"
+    other.delete(key)

@@ -49,6 +49,7 @@ class Connection:
 
     def __init__(self, url: str, timeout: float) -> None:
         self.params: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+        self.tls = url.startswith("rediss://")
         self.timeout = timeout
         self._protocol: _Protocol | None = None
         self._opening: asyncio.Future[_Protocol] | None = None
@@ -91,11 +92,7 @@ class Connection:
                     lambda: _Protocol(self.timeout), params["path"]
                 )
             else:
-                tls = (
-                    ssl.create_default_context()
-                    if "SSL" in params["connection_class"].__name__
-                    else None
-                )
+                tls = ssl.create_default_context() if self.tls else None
                 connecting = loop.create_connection(
                     lambda: _Protocol(self.timeout),
                     params.get("host", "localhost"),
