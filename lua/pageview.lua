@@ -14,6 +14,24 @@ local site, visitors, salt = KEYS[1], KEYS[2], KEYS[3]
 local window, mode, who, agent = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local fresh, budget = ARGV[5], tonumber(ARGV[6])
 
+-- A visitor's member: 72 bits of SHA-1 in 12 URL-safe base64 characters. Members of
+-- at most 12 bytes take 16 bytes less per visitor on Redis 7 than 16 (bench/), and 72
+-- bits make a collision in a set of a million visitors a one-in-ten-billion event.
+-- Arithmetic on two 36-bit halves: the cheapest conversion measured in Lua.
+local ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+local function member_of(text)
+  local h = redis.sha1hex(text)
+  local a, b = tonumber(string.sub(h, 1, 9), 16), tonumber(string.sub(h, 10, 18), 16)
+  local f, A, byte = math.floor, ALPHABET, string.byte
+  return string.char(
+    byte(A, f(a / 1073741824) + 1), byte(A, f(a / 16777216) % 64 + 1),
+    byte(A, f(a / 262144) % 64 + 1), byte(A, f(a / 4096) % 64 + 1),
+    byte(A, f(a / 64) % 64 + 1), byte(A, a % 64 + 1),
+    byte(A, f(b / 1073741824) + 1), byte(A, f(b / 16777216) % 64 + 1),
+    byte(A, f(b / 262144) % 64 + 1), byte(A, f(b / 4096) % 64 + 1),
+    byte(A, f(b / 64) % 64 + 1), byte(A, b % 64 + 1))
+end
+
 if redis.call('EXISTS', site) == 0 then return 0 end
 if mode == 'n' then return 2 end
 
@@ -22,7 +40,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 local member
 if mode == 'v' then
-  member = string.sub(redis.sha1hex('v\0' .. who), 1, 16)
+  member = member_of('v\0' .. who)
 else
   -- The salt rotates at midnight UTC by the server's clock, so an anonymous id
   -- cannot be linked across days (Plausible's scheme).
@@ -35,7 +53,7 @@ else
     secret = fresh
     redis.call('SET', salt, day .. secret, 'PX', 2 * 86400000)
   end
-  member = string.sub(redis.sha1hex('a\0' .. secret .. '\0' .. who .. '\0' .. agent), 1, 16)
+  member = member_of('a\0' .. secret .. '\0' .. who .. '\0' .. agent)
 end
 
 -- GT: a repeated pageview moves the visitor forward, never backward.
