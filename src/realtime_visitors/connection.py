@@ -1,10 +1,14 @@
-"""The hot path's own Redis connection: script calls coalesced per event-loop tick.
+"""The hot path's own Redis connection: every request of a process shares one socket.
 
-Every request of one process shares one connection. Calls made during one tick of
-the event loop leave in one write, and their replies, parsed by hiredis, complete
-their futures in order: one round trip per request, far fewer system calls, and no
-connection pool to walk. Replies come back in the order the calls were made, so
-coalescing never reorders requests; an error reply fails its own call only.
+Calls are written at once, pipelined behind the calls still in flight; the replies,
+parsed by hiredis however many arrive in one read, complete their futures in the
+order the calls were made, so nothing is reordered and an error reply fails its own
+call only. No connection pool to walk, no per-call task or timer.
+
+Writing each call at once beat gathering the calls of one event-loop tick into one
+write (bench/, scenario 1: 23k against 14.5k requests/s): the server starts on the
+first call while Python still parses the next requests, instead of the two taking
+turns.
 """
 
 from __future__ import annotations
@@ -124,10 +128,8 @@ class _Protocol(asyncio.Protocol):
         # One entry per command in flight, in the order sent: its future (None when
         # nobody waits for the reply), the script it runs, and the command itself.
         self.pending: deque[tuple[asyncio.Future[Any] | None, Script | None, bytes]] = deque()
-        self.outbox: list[bytes] = []
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        self.flush_scheduled = False
         self.watchdog: asyncio.TimerHandle | None = None
         self.progress_at = 0.0
 
@@ -149,17 +151,8 @@ class _Protocol(asyncio.Protocol):
         if not self.pending:
             self.progress_at = self.loop.time()
         self.pending.append((future, script, command))
-        self.outbox.append(command)
-        if not self.flush_scheduled:
-            self.flush_scheduled = True
-            self.loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self.flush_scheduled = False
-        if self.closed or self.transport is None:
-            return
-        self.transport.write(b"".join(self.outbox))
-        self.outbox.clear()
+        assert self.transport is not None
+        self.transport.write(command)
         if self.watchdog is None:
             self.watchdog = self.loop.call_later(self.timeout / 4, self._check_progress)
 
@@ -202,4 +195,3 @@ class _Protocol(asyncio.Protocol):
             future, _, _ = self.pending.popleft()
             if future is not None and not future.done():
                 future.set_exception(error)
-        self.outbox.clear()
