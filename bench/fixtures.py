@@ -18,7 +18,7 @@ import redis
 from redis.commands.core import Script
 
 from realtime_visitors import scripts
-from realtime_visitors.keys import SiteKeys, site_keys
+from realtime_visitors.keys import ClientKeys, SiteKeys, client_keys, site_keys
 from realtime_visitors.tokens import digest, new_token
 
 from .common import Figure, median, percentile, time_calls
@@ -26,6 +26,7 @@ from .common import Figure, median, percentile, time_calls
 # ARGV as the headers of lua/pageview.lua and lua/realtime.lua document them.
 WINDOW_MS = 180_000
 TRIM_BUDGET = 1_000
+MAX_FAILURES = 10
 # A plan whose hourly limit no benchmark can spend, so the rate limit never answers.
 PLAN = "bench"
 PLAN_LIMIT = 1_000_000_000
@@ -52,23 +53,24 @@ class Website:
     website_id: str
     token: str
     keys: SiteKeys
+    client: ClientKeys
 
     @property
     def realtime_keys(self) -> list[str]:
-        return [self.keys.site, self.keys.visitors]
+        return [self.keys.site, self.keys.visitors, self.client.failures]
 
     @property
     def realtime_args(self) -> list[str | int]:
-        return [WINDOW_MS, digest(self.token), PLAN, PLAN_LIMIT]
+        return [WINDOW_MS, digest(self.token), MAX_FAILURES, 60_000, PLAN, PLAN_LIMIT]
 
     @property
     def pageview_keys(self) -> list[str]:
-        return [self.keys.site, self.keys.visitors, self.keys.salt]
+        return [self.keys.site, self.keys.visitors, self.keys.salt, self.client.new_visitors]
 
     def pageview_args(self, visitor_id: str) -> list[str | int]:
         # Mode "v": ARGV[4] (User-Agent) and ARGV[5] (fresh salt) are unused but keep
-        # their positions.
-        return [WINDOW_MS, "v", visitor_id, "", "unused", TRIM_BUDGET]
+        # their positions. Every call comes from one "client": no per-address cap.
+        return [WINDOW_MS, "v", visitor_id, "", "unused", TRIM_BUDGET, 0]
 
 
 def create_website(client: redis.Redis, website_id: str) -> Website:
@@ -83,7 +85,7 @@ def create_website(client: redis.Redis, website_id: str) -> Website:
         mapping={"name": website_id, "plan": PLAN, "created": created,
                  digest(token): f"tok_bench:{created}"},
     )  # fmt: skip
-    return Website(website_id, token, keys)
+    return Website(website_id, token, keys, client_keys(website_id, "bench-client"))
 
 
 def command(client: redis.Redis, *args: str | int) -> Any:

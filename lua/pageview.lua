@@ -3,16 +3,19 @@
 -- KEYS[1]  site hash      (the website must exist; nothing is written otherwise)
 -- KEYS[2]  visitors zset  member: visitor id, score: ms of that visitor's latest pageview
 -- KEYS[3]  salt string    "<day>:<secret>", today's salt for cookieless ids
+-- KEYS[4]  client counter new visitors counted from this client address this window
 -- ARGV[1]  window in ms
 -- ARGV[2]  mode: "v" ARGV[3] is the visitor's own id; "a" anonymous, identified by
 --          ARGV[3] client IP and ARGV[4] User-Agent; "n" a crawler: check, never count
 -- ARGV[5]  a fresh random secret, stored only when today's salt is missing
 -- ARGV[6]  trim budget: at most this many expired members are removed per call, so
 --          one call stays cheap when a large share of the set expires at once
--- Returns 0 unknown website, 1 counted, 2 accepted but not counted.
-local site, visitors, salt = KEYS[1], KEYS[2], KEYS[3]
+-- ARGV[7]  most new visitors one client address may add per window; 0: no cap
+-- Returns 0 unknown website, 1 counted, 2 accepted but not counted (a crawler),
+-- 3 accepted but not counted (the client address is over its cap).
+local site, visitors, salt, client = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local window, mode, who, agent = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
-local fresh, budget = ARGV[5], tonumber(ARGV[6])
+local fresh, budget, cap = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 
 -- A visitor's member: 72 bits of SHA-1 in 12 URL-safe base64 characters. Members of
 -- at most 12 bytes take 16 bytes less per visitor on Redis 7 than 16 (bench/), and 72
@@ -54,6 +57,14 @@ else
     redis.call('SET', salt, day .. secret, 'PX', 2 * 86400000)
   end
   member = member_of('a\0' .. secret .. '\0' .. who .. '\0' .. agent)
+end
+
+-- One address cannot inflate the count without bound: past `cap` new visitors in a
+-- window it only refreshes the visitors it already brought.
+if cap > 0 and not redis.call('ZSCORE', visitors, member) then
+  local added = redis.call('INCR', client)
+  if added == 1 then redis.call('PEXPIRE', client, window) end
+  if added > cap then return 3 end
 end
 
 -- GT: a repeated pageview moves the visitor forward, never backward.

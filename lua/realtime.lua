@@ -3,14 +3,17 @@
 --
 -- KEYS[1]  site hash      fields plan, bucket, bucket_ts and one per token digest
 -- KEYS[2]  visitors zset  as in pageview.lua
+-- KEYS[3]  failures       failed authentications from this client address
 -- ARGV[1]  window in ms
 -- ARGV[2]  SHA-256 hex digest of the presented token
--- ARGV[3], ARGV[4], ...  plan name, requests per hour; the first pair also serves
+-- ARGV[3]  failed authentications a client address may make per ARGV[4] ms
+-- ARGV[5], ARGV[6], ...  plan name, requests per hour; the first pair also serves
 --          a website whose plan is no longer configured
 -- Returns {status, visitors, limit, remaining, reset ms, retry-after ms, now ms};
--- status 0 ok, 1 unknown website, 2 invalid token, 3 rate limited.
-local site, visitors = KEYS[1], KEYS[2]
-local window = tonumber(ARGV[1])
+-- status 0 ok, 1 unknown website, 2 invalid token, 3 rate limited, 4 too many
+-- failed authentications from this client address (retry-after ms set).
+local site, visitors, failures = KEYS[1], KEYS[2], KEYS[3]
+local window, max_failures, failure_window = tonumber(ARGV[1]), tonumber(ARGV[3]), ARGV[4]
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -19,11 +22,19 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local state = redis.call('HMGET', site, 'plan', 'bucket', 'bucket_ts', ARGV[2])
 local plan = state[1]
 if not plan then return {1, 0, 0, 0, 0, 0, now} end
+-- Guessing tokens costs the guesser: past max_failures, its address waits.
+local failed = tonumber(redis.call('GET', failures) or '0')
+if failed >= max_failures then
+  return {4, 0, 0, 0, 0, math.max(1, redis.call('PTTL', failures)), now}
+end
 -- Checked before the bucket: a wrong token never spends the website's budget.
-if not state[4] then return {2, 0, 0, 0, 0, 0, now} end
+if not state[4] then
+  if redis.call('INCR', failures) == 1 then redis.call('PEXPIRE', failures, failure_window) end
+  return {2, 0, 0, 0, 0, 0, now}
+end
 
-local limit = tonumber(ARGV[4])
-for i = 3, #ARGV - 1, 2 do
+local limit = tonumber(ARGV[6])
+for i = 5, #ARGV - 1, 2 do
   if ARGV[i] == plan then limit = tonumber(ARGV[i + 1]) end
 end
 

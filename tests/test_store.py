@@ -220,13 +220,13 @@ def test_unknown_plan_falls_back_to_the_smallest(
 ) -> None:
     website_id, token = make_site()
     raw.hset(site_keys(website_id).site, "plan", "retired")
-    result = with_store(settings, lambda s: s.realtime(website_id, token))
+    result = with_store(settings, lambda s: s.realtime(website_id, token, "client"))
     assert result.status is RealtimeStatus.OK
     assert result.limit == min(settings.plans.values())
 
 
 def test_crawler_mode_writes_nothing(settings: Settings, raw: redis.Redis, make_site: Site) -> None:
     website_id, _ = make_site()
-    status = with_store(settings, lambda s: s.pageview(website_id, Visitor("n")))
-    assert status is store.PageviewStatus.IGNORED
+    status = with_store(settings, lambda s: s.pageview(website_id, Visitor("n"), "client"))
+    assert status is store.PageviewStatus.CRAWLER
     assert raw.exists(site_keys(website_id).visitors) == 0

@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         if not settings.redis_url:
             raise RuntimeError("REDIS_URL is not set: start with `realtime-visitors serve`")
         store = Store(settings.redis_url, settings)
-    realtime, pageview = Realtime(store), Pageview(settings, store)
+    realtime, pageview = Realtime(settings, store), Pageview(settings, store)
     cors = CorsPolicy(settings.cors_origins, open_paths=[PAGEVIEW_PATH])
 
     @asynccontextmanager

@@ -28,6 +28,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     redis_timeout: float = 0.5
+    max_visitors_per_ip: int = 100
+    max_auth_failures: int = 10
 
     @property
     def window_ms(self) -> int:
@@ -46,6 +48,8 @@ class Settings:
             host=env.get("RTV_HOST") or "127.0.0.1",
             port=_positive_int(env, "RTV_PORT", 8000),
             redis_timeout=_positive_float(env, "RTV_REDIS_TIMEOUT", 0.5),
+            max_visitors_per_ip=_whole(env, "RTV_MAX_VISITORS_PER_IP", 100),
+            max_auth_failures=_positive_int(env, "RTV_MAX_AUTH_FAILURES", 10),
         )
 
 
@@ -79,6 +83,15 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         return default
     if not raw.strip().isdigit() or int(raw) < 1:
         raise ConfigError(f"{name} must be a positive whole number, got {raw!r}")
+    return int(raw)
+
+
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    if not raw.strip().isdigit():
+        raise ConfigError(f"{name} must be a whole number (0 turns it off), got {raw!r}")
     return int(raw)
 
 

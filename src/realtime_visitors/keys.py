@@ -30,6 +30,11 @@ class SiteKeys(NamedTuple):
         return tuple(self)
 
 
+class ClientKeys(NamedTuple):
+    new_visitors: str  # counter: new visitors counted from the address this window
+    failures: str  # counter: failed authentications from the address this minute
+
+
 def is_valid_website_id(website_id: str) -> bool:
     return _WEBSITE_ID.fullmatch(website_id) is not None
 
@@ -51,3 +56,16 @@ SITE_PATTERN = f"{PREFIX}:{{*}}:site"
 
 def website_id_of_site_key(key: str) -> str:
     return key[len(PREFIX) + 2 : -len("}:site")]
+
+
+def client_keys(website_id: str, client: str) -> ClientKeys:
+    """Per website and client address (a hash of it: no address is stored in clear)."""
+    tag = f"{PREFIX}:{{{website_id}}}"
+    return ClientKeys(
+        new_visitors=f"{tag}:client:{client}:new", failures=f"{tag}:client:{client}:fails"
+    )
+
+
+def website_pattern(website_id: str) -> str:
+    """SCAN pattern of every key of a website (ids hold no glob characters)."""
+    return f"{PREFIX}:{{{website_id}}}:*"

@@ -14,7 +14,7 @@ from .asgi import BodyTooLarge, error_body, header, read_body, respond
 from .config import Settings
 from .keys import is_valid_website_id
 from .store import PageviewStatus, RealtimeResult, RealtimeStatus, Store
-from .visitors import MAX_VISITOR_ID, client_ip, identify
+from .visitors import MAX_VISITOR_ID, client_ip, client_tag, identify
 
 AUTH_ERROR = "Missing or invalid authorization header. Expected: Bearer <token>"
 MAX_BODY = 16 * 1024
@@ -31,6 +31,7 @@ REPEATED_ID = error_body("websiteId must be given once")
 NOT_FOUND = error_body("Website not found")
 INVALID_TOKEN = error_body("Invalid API token")
 RATE_LIMITED = error_body("Rate limit exceeded")
+TOO_MANY_FAILURES = error_body("Too many failed authentication attempts")
 ACCEPTED = orjson.dumps({"status": "accepted"})
 NOT_JSON = "Request body must be a JSON object"
 TOO_LARGE = error_body(f"Request body must be at most {MAX_BODY} bytes")
@@ -43,7 +44,8 @@ class BadPageview(ValueError):
 class Realtime:
     """GET /api/v1/realtime?websiteId=ID with `Authorization: Bearer <token>`."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
         self.store = store
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -71,7 +73,8 @@ class Realtime:
             if not is_valid_website_id(website_id):
                 await respond(send, 404, NOT_FOUND)
                 return
-        result = await self.store.realtime(website_id, token)
+        client = client_tag(client_address(scope, self.settings))
+        result = await self.store.realtime(website_id, token, client)
         status = result.status
         if status is RealtimeStatus.OK:
             body = b'{"currentVisitors":%d,"websiteId":"%s","timestamp":"%s"}' % (
@@ -86,6 +89,9 @@ class Realtime:
             await respond(send, 429, RATE_LIMITED, headers)
         elif status is RealtimeStatus.INVALID_TOKEN:
             await respond(send, 401, INVALID_TOKEN)
+        elif status is RealtimeStatus.TOO_MANY_FAILURES:
+            retry = (b"retry-after", b"%d" % max(1, -(-result.retry_ms // 1000)))
+            await respond(send, 429, TOO_MANY_FAILURES, (retry,))
         else:
             await respond(send, 404, NOT_FOUND)
 
@@ -110,19 +116,24 @@ class Pageview:
         if not is_valid_website_id(website_id):
             await respond(send, 404, NOT_FOUND)
             return
-        peer = scope["client"][0] if scope.get("client") else None
-        forwarded = header(scope, b"x-forwarded-for")
-        ip = client_ip(
-            peer, forwarded.decode("latin-1") if forwarded else None, self.settings.trusted_proxies
-        )
+        ip = client_address(scope, self.settings)
         agent = (header(scope, b"user-agent") or b"").decode("latin-1")
-        status = await self.store.pageview(
-            website_id, identify(payload.get("visitorId"), ip, agent)
-        )
+        visitor = identify(payload.get("visitorId"), ip, agent)
+        status = await self.store.pageview(website_id, visitor, client_tag(ip))
         if status is PageviewStatus.NOT_FOUND:
             await respond(send, 404, NOT_FOUND)
         else:
             await respond(send, 202, ACCEPTED)
+
+
+def client_address(scope: Scope, settings: Settings) -> str:
+    peer = scope["client"][0] if scope.get("client") else None
+    if not settings.trusted_proxies:
+        return peer or ""
+    forwarded = header(scope, b"x-forwarded-for")
+    return client_ip(
+        peer, forwarded.decode("latin-1") if forwarded else None, settings.trusted_proxies
+    )
 
 
 def bearer_token(header: bytes | str | None) -> str | None:

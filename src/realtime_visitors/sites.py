@@ -6,7 +6,13 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .keys import SITE_PATTERN, is_valid_website_id, site_keys, website_id_of_site_key
+from .keys import (
+    SITE_PATTERN,
+    is_valid_website_id,
+    site_keys,
+    website_id_of_site_key,
+    website_pattern,
+)
 from .store import Store
 from .tokens import DIGEST_LENGTH, digest, new_token, new_token_id
 
@@ -61,15 +67,15 @@ class Sites:
 
     async def all(self) -> list[Site]:
         found: list[Site] = []
-        for key in await self.store.call(self._site_keys()):
+        for key in await self.store.call(self._scan(SITE_PATTERN)):
             website_id = website_id_of_site_key(_text(key))
             if is_valid_website_id(website_id):
                 found.append(await self.get(website_id))
         return sorted(found, key=lambda site: (site.created_ms, site.website_id))
 
-    async def _site_keys(self) -> list[bytes | str]:
+    async def _scan(self, pattern: str) -> list[bytes | str]:
         # SCAN, not a global index key: every key stays inside its website's slot.
-        return [key async for key in self.store.client.scan_iter(match=SITE_PATTERN, count=1000)]
+        return [key async for key in self.store.client.scan_iter(match=pattern, count=1000)]
 
     async def get(self, website_id: str) -> Site:
         fields = await self._fields(website_id)
@@ -93,9 +99,11 @@ class Sites:
 
     async def delete(self, website_id: str) -> None:
         keys = site_keys(self._checked(website_id))
+        # The per-client counters expire by themselves, but go with the rest.
+        counters = await self.store.call(self._scan(website_pattern(website_id)))
         async with self.store.client.pipeline(transaction=True) as pipe:
             pipe.exists(keys.site)
-            pipe.unlink(*keys.all)
+            pipe.unlink(*keys.all, *counters)
             existed, _ = await self.store.call(pipe.execute())
         if not existed:
             raise SiteError(f"website {website_id!r} not found")

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from . import scripts
 from .config import Settings
 from .connection import Connection, StorageError
-from .keys import site_keys
+from .keys import client_keys, site_keys
 from .tokens import digest
 
 T = TypeVar("T")
@@ -25,12 +25,15 @@ T = TypeVar("T")
 # Expired members removed per script call at most, so that one call stays short
 # when a large share of a big set expires at once; the count never depends on it.
 TRIM_BUDGET = 1000
+# Failed authentications are counted per client address over this many ms.
+FAILURE_WINDOW_MS = 60_000
 
 
 class PageviewStatus(IntEnum):
     NOT_FOUND = 0
     COUNTED = 1
-    IGNORED = 2
+    CRAWLER = 2
+    OVER_CAP = 3
 
 
 class RealtimeStatus(IntEnum):
@@ -38,6 +41,7 @@ class RealtimeStatus(IntEnum):
     NOT_FOUND = 1
     INVALID_TOKEN = 2
     RATE_LIMITED = 3
+    TOO_MANY_FAILURES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,8 @@ class Store:
         self.connection = Connection(url, settings.redis_timeout)
         self._hot = scripts.hot()
         self._window = settings.window_ms
+        self._visitor_cap = settings.max_visitors_per_ip
+        self._max_failures = settings.max_auth_failures
         # The smallest plan first: realtime.lua gives its limit to unknown plans.
         plans = sorted(settings.plans.items(), key=lambda item: item[1])
         self._plan_args = tuple(str(value) for pair in plans for value in pair)
@@ -90,23 +96,29 @@ class Store:
         except RedisError as exc:
             raise StorageError(str(exc)) from exc
 
-    async def pageview(self, website_id: str, visitor: Visitor) -> PageviewStatus:
+    async def pageview(self, website_id: str, visitor: Visitor, client: str) -> PageviewStatus:
         keys = site_keys(website_id)
         fresh_salt = secrets.token_hex(16) if visitor.mode == "a" else ""
         status = await self.connection.call(
             self._hot.pageview,
-            (keys.site, keys.visitors, keys.salt),
-            (self._window, visitor.mode, visitor.who, visitor.agent, fresh_salt, TRIM_BUDGET),
-        )
+            (keys.site, keys.visitors, keys.salt, client_keys(website_id, client).new_visitors),
+            (
+                self._window, visitor.mode, visitor.who, visitor.agent, fresh_salt,
+                TRIM_BUDGET, self._visitor_cap,
+            ),
+        )  # fmt: skip
         return PageviewStatus(status)
 
-    async def realtime(self, website_id: str, token: str) -> RealtimeResult:
+    async def realtime(self, website_id: str, token: str, client: str) -> RealtimeResult:
         keys = site_keys(website_id)
         reply = await self.connection.call(
             self._hot.realtime,
-            (keys.site, keys.visitors),
-            (self._window, digest(token), *self._plan_args),
-        )
+            (keys.site, keys.visitors, client_keys(website_id, client).failures),
+            (
+                self._window, digest(token), self._max_failures, FAILURE_WINDOW_MS,
+                *self._plan_args,
+            ),
+        )  # fmt: skip
         return RealtimeResult(RealtimeStatus(reply[0]), *reply[1:])
 
     async def ping(self) -> None:

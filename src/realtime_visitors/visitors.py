@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 
 from .config import IPNetwork
@@ -23,6 +24,11 @@ def client_ip(peer: str | None, forwarded_for: str | None, trusted: tuple[IPNetw
         if not _is_trusted(address, trusted):
             break
     return address
+
+
+def client_tag(ip: str) -> str:
+    """A short hash of the client address, for per-address counters."""
+    return hashlib.blake2b(ip.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
 
 
 def identify(visitor_id: str | None, ip: str, user_agent: str) -> Visitor:
