@@ -18,7 +18,7 @@ from .config import Settings
 from .connection import StorageError
 from .cors import CORSMiddleware, CorsPolicy
 from .fastlane import FastLane
-from .responses import error
+from .responses import JSONResponse, error
 from .routes import Pageview, Realtime
 from .store import Store
 
@@ -43,10 +43,21 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         yield
         await store.close()
 
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        await store.ready()  # StorageError: 503, as for any request
+        return JSONResponse({"status": "ready"})
+
     app = Starlette(
         routes=[
             Route(REALTIME_PATH, realtime, methods=["GET"]),
             Route(PAGEVIEW_PATH, pageview, methods=["POST"]),
+            # For load balancers and orchestrators: alive (no Redis call), and ready
+            # (Redis answers, the scripts are loaded).
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
         ],
         middleware=[Middleware(CORSMiddleware, policy=cors)],
         exception_handlers={

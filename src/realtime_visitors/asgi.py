@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 Headers = list[tuple[bytes, bytes]]
 
 JSON_TYPE = (b"content-type", b"application/json")
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
 class BodyTooLarge(Exception):
@@ -40,7 +41,7 @@ async def respond(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [JSON_TYPE, (b"content-length", b"%d" % len(body)), *headers],
+            "headers": [JSON_TYPE, NOSNIFF, (b"content-length", b"%d" % len(body)), *headers],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .asgi import error_body, respond
+from .asgi import NOSNIFF, error_body, respond
 from .connection import StorageError
 from .cors import CorsPolicy
 
@@ -35,8 +35,11 @@ class FastLane:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = self.routes.get((scope.get("method", ""), scope.get("path", "")))
-        if endpoint is None or scope["type"] != "http":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if endpoint is None:
+            await self.app(scope, receive, with_nosniff(send))
             return
         for name, value in scope["headers"]:
             if name == b"origin":
@@ -52,3 +55,14 @@ class FastLane:
         except Exception:
             log.exception("unexpected error on %s %s", scope["method"], scope["path"])
             await respond(send, 500, INTERNAL)
+
+
+def with_nosniff(send: Send) -> Send:
+    """Every response is JSON: browsers must never sniff it into something else."""
+
+    async def send_with_nosniff(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), NOSNIFF]
+        await send(message)
+
+    return send_with_nosniff

@@ -121,8 +121,13 @@ class Store:
         )  # fmt: skip
         return RealtimeResult(RealtimeStatus(reply[0]), *reply[1:])
 
-    async def ping(self) -> None:
-        await self.connection.command("PING")
+    async def ready(self) -> None:
+        """Redis answers and the hot scripts are loaded (loaded here if they were not)."""
+        hot = tuple(self._hot)
+        present = await self.connection.command("SCRIPT", "EXISTS", *(s.sha for s in hot))
+        for script, loaded in zip(hot, present, strict=True):
+            if not loaded:
+                await self.connection.command("SCRIPT", "LOAD", script.source)
 
     async def close(self) -> None:
         self.connection.close()
