@@ -31,8 +31,9 @@ def settings() -> Settings:
 
 
 @contextmanager
-def redis_url(config: Settings) -> Iterator[str]:
-    """REDIS_URL when set; otherwise the embedded server, started here if need be."""
+def redis_url(config: Settings, supervise: bool = False) -> Iterator[str]:
+    """REDIS_URL when set; otherwise the embedded server, started here if need be
+    and, with `supervise`, started again whenever it dies."""
     if config.redis_url:
         yield config.redis_url
         return
@@ -40,6 +41,10 @@ def redis_url(config: Settings) -> Iterator[str]:
         server = embedded.ensure(config.data_dir)
     except embedded.EmbeddedError as exc:
         raise click.ClickException(str(exc)) from exc
+    if supervise:
+        with embedded.Supervisor(config.data_dir, server):
+            yield server.url
+        return
     try:
         yield server.url
     finally:
@@ -102,7 +107,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     # SIGINT's would end it with "Aborted!" and status 1. Both are a normal stop.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, exit_cleanly)
-    with redis_url(config) as url:
+    with redis_url(config, supervise=True) as url:
         # Workers are separate processes that read their settings from the
         # environment, so they all reach the store this process chose.
         os.environ["REDIS_URL"] = url

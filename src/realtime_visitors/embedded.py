@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import fcntl
 import importlib.util
+import logging
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,10 +22,15 @@ from pathlib import Path
 
 SOCKET_NAME = "redis.sock"
 LOG_NAME = "valkey.log"
+PID_NAME = "valkey.pid"
+SUPERVISE_EVERY = 0.5  # seconds between two checks that the server still answers
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 # sun_path holds 108 bytes on Linux (104 on macOS), terminator included.
 MAX_SOCKET_PATH = 100
+
+
+log = logging.getLogger("realtime_visitors")
 
 
 class EmbeddedError(RuntimeError):
@@ -81,7 +88,7 @@ def _binary(kind: str) -> str:
     raise EmbeddedError(f"no valkey-{kind} found: install realtime-visitors with its dependencies")
 
 
-def ensure(data_dir: Path, persist: bool = True) -> EmbeddedServer:
+def ensure(data_dir: Path, persist: bool = True, extra: tuple[str, ...] = ()) -> EmbeddedServer:
     """Reuse the server on data_dir's socket, or start one."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -96,16 +103,43 @@ def ensure(data_dir: Path, persist: bool = True) -> EmbeddedServer:
         if is_alive(socket_path):
             return EmbeddedServer(socket_path, None)
         socket_path.unlink(missing_ok=True)
-        return EmbeddedServer(socket_path, _start(data_dir, socket_path, persist))
+        return EmbeddedServer(socket_path, _start(data_dir, socket_path, persist, extra))
 
 
-@contextmanager
-def running(data_dir: Path) -> Iterator[EmbeddedServer]:
-    server = ensure(data_dir)
-    try:
-        yield server
-    finally:
-        server.stop()
+class Supervisor:
+    """Keeps the embedded server answering while `serve` runs.
+
+    If it dies (killed, out of memory, or stopped by the short-lived command that
+    started it), a new one starts on the same socket and replays the append-only
+    file; the API's connections reconnect by themselves, so requests see a second or
+    so of 503 and nothing else.
+    """
+
+    def __init__(self, data_dir: Path, server: EmbeddedServer) -> None:
+        self.data_dir = data_dir
+        self.servers = [server]
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="embedded-store", daemon=True)
+
+    def __enter__(self) -> Supervisor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopping.set()
+        self._thread.join()
+        for server in self.servers:
+            server.stop()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(SUPERVISE_EVERY):
+            if self.servers[-1].alive():
+                continue
+            log.warning("the embedded valkey-server stopped answering; starting it again")
+            try:
+                self.servers.append(ensure(self.data_dir))
+            except EmbeddedError as exc:
+                log.error("cannot restart the embedded valkey-server: %s", exc)
 
 
 def is_alive(socket_path: Path) -> bool:
@@ -119,7 +153,9 @@ def is_alive(socket_path: Path) -> bool:
         return False
 
 
-def _start(data_dir: Path, socket_path: Path, persist: bool) -> subprocess.Popen[bytes]:
+def _start(
+    data_dir: Path, socket_path: Path, persist: bool, extra: tuple[str, ...]
+) -> subprocess.Popen[bytes]:
     log_path = data_dir / LOG_NAME
     command = [
         server_binary(),
@@ -128,9 +164,11 @@ def _start(data_dir: Path, socket_path: Path, persist: bool) -> subprocess.Popen
         "--unixsocketperm", "700",
         "--dir", str(data_dir),
         "--logfile", str(log_path),
+        "--pidfile", str(data_dir / PID_NAME),
         "--save", "",
         "--appendonly", "yes" if persist else "no",
         "--appendfsync", "everysec",
+        *extra,
     ]  # fmt: skip
     # A session of its own: Ctrl-C in the terminal reaches the command, which then
     # stops the server after its own clean shutdown, not before.
