@@ -11,6 +11,7 @@ import json
 import socket
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 import redis
 from starlette.testclient import TestClient
@@ -268,3 +269,35 @@ def test_unparseable_http_is_refused_by_the_server_before_the_app(
     )
     assert status == 400
     assert snapshot(raw, website_id) == before
+
+
+def test_every_response_has_nosniff_and_no_server_banner(
+    live: Live, website: tuple[str, str]
+) -> None:
+    website_id, token = website
+    with httpx.Client(base_url=live.base_url) as client:
+        responses = [
+            client.get(
+                f"/api/v1/realtime?websiteId={website_id}",
+                headers={"Authorization": f"Bearer {token}"},
+            ),
+            client.get("/api/v1/realtime"),
+            client.post("/api/v1/pageview", json={"websiteId": website_id}),
+            client.post("/api/v1/pageview", content=b"nope"),
+            client.get("/healthz"),
+            client.get("/readyz"),
+            client.get("/no-such-path"),
+            client.delete("/api/v1/realtime"),
+            client.options(
+                "/api/v1/realtime",
+                headers={"Origin": "https://a.example", "Access-Control-Request-Method": "GET"},
+            ),
+            client.get(
+                f"/api/v1/realtime?websiteId={website_id}",
+                headers={"Authorization": f"Bearer {token}", "Origin": "https://a.example"},
+            ),
+        ]
+    for response in responses:
+        assert response.headers.get("x-content-type-options") == "nosniff", response.request.url
+        assert "server" not in response.headers
+        assert "access-control-allow-credentials" not in response.headers
