@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: all install run test lint bench clean
+.PHONY: all install run test lint bench soak clean
 
 all: lint test
 
@@ -37,6 +37,13 @@ bench: install
 		|| { echo "make bench needs wrk: sudo apt-get install wrk"; exit 1; }
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.run
+
+# Five minutes of mixed load at half the measured capacity (not run in CI):
+# responses other than 2xx and 429, latency, and the server's memory growth.
+soak: install
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk; } \
+		|| { echo "make soak needs wrk: sudo apt-get install wrk"; exit 1; }
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build
