@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from . import openapi
 from .config import Settings
 from .connection import StorageError
 from .cors import CORSMiddleware, CorsPolicy
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             # (Redis answers, the scripts are loaded).
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/openapi.json", openapi.endpoint, methods=["GET"]),
         ],
         middleware=[Middleware(CORSMiddleware, policy=cors)],
         exception_handlers={
