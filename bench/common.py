@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from realtime_visitors.config import Settings
+from realtime_visitors.sites import SiteError, Sites
+from realtime_visitors.store import Store
 
 
 @dataclass
@@ -46,3 +52,21 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
     return ordered[index]
+
+
+def create_site(url: str, website_id: str, plan: str, limit: int) -> str:
+    """A website on a plan of its own (replacing one left by an earlier run); its token."""
+    settings = Settings(redis_url=url, plans={plan: limit})
+
+    async def main() -> str:
+        store = Store(url, settings)
+        try:
+            sites = Sites(store, settings.plans)
+            with contextlib.suppress(SiteError):
+                await sites.delete(website_id)
+            _, token = await sites.create(website_id, website_id, plan)
+            return token.token
+        finally:
+            await store.close()
+
+    return asyncio.run(main())

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
-from realtime_visitors.config import Settings
-from realtime_visitors.sites import SiteError, Sites
-from realtime_visitors.store import Store
-
-from . import servers
+from . import common, servers
 from .common import Figure, median
 
 SCENARIO = "1. HTTP layer"
@@ -41,20 +34,7 @@ def wrk_binary() -> str:
 
 
 def create_site(url: str) -> str:
-    settings = replace(Settings(redis_url=url), plans={"bench": 1_000_000_000})
-
-    async def main() -> str:
-        store = Store(url, settings)
-        try:
-            sites = Sites(store, settings.plans)
-            with contextlib.suppress(SiteError):  # left by an earlier run
-                await sites.delete(WEBSITE)
-            _, token = await sites.create(WEBSITE, "bench", "bench")
-            return token.token
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
+    return common.create_site(url, WEBSITE, "bench", 1_000_000_000)
 
 
 def wrk(url: str, seconds: float, script: Path | None, headers: dict[str, str]) -> dict[str, float]:

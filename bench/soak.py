@@ -8,15 +8,13 @@ Exit status 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,11 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 
-from realtime_visitors.config import Settings
-from realtime_visitors.sites import SiteError, Sites
-from realtime_visitors.store import Store
-
-from . import servers
+from . import common, servers
 from .http import wrk_binary
 from .run import RESULTS, machine
 
@@ -72,20 +66,7 @@ def log(message: str) -> None:
 
 
 def create_site(url: str) -> str:
-    settings = replace(Settings(redis_url=url), plans={PLAN: PLAN_LIMIT})
-
-    async def main() -> str:
-        store = Store(url, settings)
-        try:
-            sites = Sites(store, settings.plans)
-            with contextlib.suppress(SiteError):  # left by an earlier run
-                await sites.delete(WEBSITE)
-            _, token = await sites.create(WEBSITE, WEBSITE, PLAN)
-            return token.token
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
+    return common.create_site(url, WEBSITE, PLAN, PLAN_LIMIT)
 
 
 def wrk(
