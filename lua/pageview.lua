@@ -60,8 +60,10 @@ else
 end
 
 -- One address cannot inflate the count without bound: past `cap` new visitors in a
--- window it only refreshes the visitors it already brought.
-if cap > 0 and not redis.call('ZSCORE', visitors, member) then
+-- window it only refreshes the visitors it already brought. A visitor who has left
+-- the window (trimmed or not yet) comes back as a new one.
+local last = tonumber(redis.call('ZSCORE', visitors, member))
+if cap > 0 and not (last and last > now - window) then
   local added = redis.call('INCR', client)
   if added == 1 then redis.call('PEXPIRE', client, window) end
   if added > cap then return 3 end
@@ -74,6 +76,8 @@ local expired = redis.call('ZCOUNT', visitors, '-inf', now - window)
 if expired > 0 then
   redis.call('ZREMRANGEBYRANK', visitors, 0, math.min(expired, budget) - 1)
 end
--- An idle website's set disappears by itself once its last visitor has left.
-redis.call('PEXPIRE', visitors, window)
+-- An idle website's set disappears by itself once its last visitor has left: one
+-- window after the latest score, which after a clock step backward may lie ahead.
+local latest = redis.call('ZRANGE', visitors, -1, -1, 'WITHSCORES')[2]
+redis.call('PEXPIREAT', visitors, math.max(now, tonumber(latest)) + window)
 return 1
