@@ -14,11 +14,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import ceiling, growth, http, lag, memory, peers
+from . import ceiling, crawlers, growth, http, lag, memory, peers
 from .common import Figure
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -30,6 +31,7 @@ SCENARIOS: dict[str, Callable[[Path, bool], list[Figure]]] = {
     "memory": memory.run,
     "ceiling": ceiling.run,
     "lag": lag.run,
+    "crawlers": crawlers.run,
 }
 
 
@@ -109,12 +111,18 @@ def main() -> None:
     chosen = options.only or list(SCENARIOS)
     started = time.monotonic()
     figures: list[Figure] = []
+    failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="rtv-bench-") as tmp:
         for name in chosen:
             print(f"== {name}", file=sys.stderr)
             workdir = Path(tmp) / name
             workdir.mkdir()
-            figures += SCENARIOS[name](workdir, options.quick)
+            # One failing scenario must not cost the figures of the others.
+            try:
+                figures += SCENARIOS[name](workdir, options.quick)
+            except Exception:
+                traceback.print_exc()
+                failed.append(name)
     ceiling_ratios(figures)
     elapsed = time.monotonic() - started
     info = machine()
@@ -137,6 +145,8 @@ def main() -> None:
         path.write_text(json.dumps(report, indent=2))
     (RESULTS / "latest.md").write_text(markdown + "\n")
     print(f"\nWritten: {RESULTS / (stamp + '.json')}", file=sys.stderr)
+    if failed:
+        sys.exit(f"failed scenarios: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
