@@ -162,7 +162,7 @@ def test_every_status_the_code_answers_is_documented(method: str, path: str) -> 
 
 
 def test_documented_website_id_is_the_key_schema() -> None:
-    assert f"^{keys._WEBSITE_ID.pattern}$" == WEBSITE_ID
+    assert f"^{keys.WEBSITE_ID.pattern}$" == WEBSITE_ID
 
 
 @pytest.fixture

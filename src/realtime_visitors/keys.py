@@ -14,7 +14,7 @@ PREFIX = "rtv"
 
 # Letters, digits, `-`, `_`, `.`: nothing that could close a hash tag, split a key
 # name or change meaning under percent-decoding.
-_WEBSITE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+WEBSITE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class SiteKeys(NamedTuple):
@@ -36,7 +36,7 @@ class ClientKeys(NamedTuple):
 
 
 def is_valid_website_id(website_id: str) -> bool:
-    return _WEBSITE_ID.fullmatch(website_id) is not None
+    return WEBSITE_ID.fullmatch(website_id) is not None
 
 
 @lru_cache(maxsize=4096)  # every request needs them; a busy website asks again and again

@@ -12,7 +12,7 @@ from starlette.types import Receive, Scope, Send
 
 from .asgi import BodyTooLarge, error_body, header, read_body, respond
 from .config import Settings
-from .keys import is_valid_website_id
+from .keys import WEBSITE_ID, is_valid_website_id
 from .store import PageviewStatus, RealtimeResult, RealtimeStatus, Store
 from .visitors import MAX_VISITOR_ID, client_ip, client_tag, identify
 
@@ -23,7 +23,7 @@ OPTIONAL_FIELDS = ("url", "referrer", "visitorId")
 # RFC 6750: the scheme is case-insensitive, the token is one token68.
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9._~+/-]+=*) *")
 # The query every client sends, read without a general parser.
-_PLAIN_QUERY = re.compile(rb"websiteId=([A-Za-z0-9._-]{1,64})")
+_PLAIN_QUERY = re.compile(b"websiteId=(%s)" % WEBSITE_ID.pattern.encode())
 
 MISSING_AUTH = error_body(AUTH_ERROR)
 MISSING_ID = error_body("websiteId is required")
@@ -85,13 +85,12 @@ class Realtime:
             await respond(send, 200, body, rate_limit_headers(result))
         elif status is RealtimeStatus.RATE_LIMITED:
             headers = rate_limit_headers(result)
-            headers.append((b"retry-after", b"%d" % max(1, -(-result.retry_ms // 1000))))
+            headers.append(retry_after(result.retry_ms))
             await respond(send, 429, RATE_LIMITED, headers)
         elif status is RealtimeStatus.INVALID_TOKEN:
             await respond(send, 401, INVALID_TOKEN)
         elif status is RealtimeStatus.TOO_MANY_FAILURES:
-            retry = (b"retry-after", b"%d" % max(1, -(-result.retry_ms // 1000)))
-            await respond(send, 429, TOO_MANY_FAILURES, (retry,))
+            await respond(send, 429, TOO_MANY_FAILURES, (retry_after(result.retry_ms),))
         else:
             await respond(send, 404, NOT_FOUND)
 
@@ -142,6 +141,11 @@ def bearer_token(header: bytes | str | None) -> str | None:
     text = header.decode("latin-1") if isinstance(header, bytes) else header
     match = _BEARER.fullmatch(text)
     return match.group(1) if match else None
+
+
+def retry_after(ms: int) -> tuple[bytes, bytes]:
+    """Whole seconds, rounded up, and never 0: "now" would invite an instant retry."""
+    return (b"retry-after", b"%d" % max(1, -(-ms // 1000)))
 
 
 def rate_limit_headers(result: RealtimeResult) -> list[tuple[bytes, bytes]]:
