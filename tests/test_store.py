@@ -230,3 +230,25 @@ def test_crawler_mode_writes_nothing(settings: Settings, raw: redis.Redis, make_
     status = with_store(settings, lambda s: s.pageview(website_id, Visitor("n"), "client"))
     assert status is store.PageviewStatus.CRAWLER
     assert raw.exists(site_keys(website_id).visitors) == 0
+
+
+def test_an_outage_logs_a_line_a_second_not_one_per_request(
+    settings: Settings,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from realtime_visitors import fastlane
+    from realtime_visitors.app import create_app
+
+    # Forget any line an earlier test logged within the last second.
+    monkeypatch.setitem(fastlane._unavailable, "logged_at", 0.0)
+    app_settings = replace(settings, redis_url=f"unix://{tmp_path}/nothing.sock")
+    with (
+        caplog.at_level("WARNING", logger="realtime_visitors"),
+        TestClient(create_app(app_settings)) as client,
+    ):
+        for _ in range(50):
+            assert client.post("/api/v1/pageview", json={"websiteId": "site"}).status_code == 503
+    lines = [r for r in caplog.records if "redis unavailable" in r.getMessage()]
+    assert 1 <= len(lines) <= 3

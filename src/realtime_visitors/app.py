@@ -18,7 +18,7 @@ from . import openapi
 from .config import Settings
 from .connection import StorageError
 from .cors import CORSMiddleware, CorsPolicy
-from .fastlane import FastLane
+from .fastlane import FastLane, log_unavailable
 from .responses import JSONResponse, error
 from .routes import Pageview, Realtime
 from .store import Store
@@ -77,7 +77,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
 
 async def storage_unavailable(request: Request, exc: Exception) -> Response:
-    log.warning("redis unavailable: %s", exc)
+    assert isinstance(exc, StorageError)
+    log_unavailable(exc)
     return error(503, "Service unavailable", {"Retry-After": UNAVAILABLE_RETRY_AFTER})
 
 

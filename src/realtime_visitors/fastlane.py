@@ -11,6 +11,7 @@ everything else (preflights, HEAD, 404, 405).
 from __future__ import annotations
 
 import logging
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -50,7 +51,7 @@ class FastLane:
         try:
             await endpoint(scope, receive, send)
         except StorageError as exc:
-            log.warning("redis unavailable: %s", exc)
+            log_unavailable(exc)
             await respond(send, 503, UNAVAILABLE, UNAVAILABLE_HEADERS)
         except Exception:
             log.exception("unexpected error on %s %s", scope["method"], scope["path"])
@@ -66,3 +67,19 @@ def with_nosniff(send: Send) -> Send:
         await send(message)
 
     return send_with_nosniff
+
+
+_unavailable = {"logged_at": 0.0, "since": 0}
+
+
+def log_unavailable(exc: StorageError) -> None:
+    """One line a second at most: an outage under load fails thousands of requests."""
+    now = time.monotonic()
+    if now - _unavailable["logged_at"] < 1.0:
+        _unavailable["since"] += 1
+        return
+    more = (
+        f" ({_unavailable['since']:.0f} more since the last line)" if _unavailable["since"] else ""
+    )
+    log.warning("redis unavailable: %s%s", exc, more)
+    _unavailable.update(logged_at=now, since=0)
