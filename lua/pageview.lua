@@ -1,9 +1,14 @@
--- Record one pageview of a website, in one atomic step.
+-- Record one pageview of a website, in one atomic step: the visitor, the page they
+-- are on, where their visit came from, their country, and the minute's history.
 --
 -- KEYS[1]  site hash      (the website must exist; nothing is written otherwise)
 -- KEYS[2]  visitors zset  member: visitor id, score: ms of that visitor's latest pageview
 -- KEYS[3]  salt string    "<day>:<secret>", today's salt for cookieless ids
 -- KEYS[4]  client counter new visitors counted from this client address this window
+-- KEYS[5]  details hash, KEYS[6] pages zset, KEYS[7..9] by page, source, country zsets:
+--          see lib/breakdowns.lua
+-- KEYS[10] history hash   "p<minute>" pageviews and "v<minute>" visitors of each minute
+--          (minute: ms / 60000), and "oldest", the oldest minute kept
 -- ARGV[1]  window in ms
 -- ARGV[2]  mode: "v" ARGV[3] is the visitor's own id; "a" anonymous, identified by
 --          ARGV[3] client IP and ARGV[4] User-Agent; "n" a crawler: check, never count
@@ -11,11 +16,18 @@
 -- ARGV[6]  trim budget: at most this many expired members are removed per call, so
 --          one call stays cheap when a large share of the set expires at once
 -- ARGV[7]  most new visitors one client address may add per window; 0: no cap
+-- ARGV[8]  the page's path; ARGV[9] the source of a visit starting here; ARGV[10] the
+--          visitor's country (kept from a visit's first pageview, like the source)
+-- ARGV[11] minutes of history kept
 -- Returns 0 unknown website, 1 counted, 2 accepted but not counted (a crawler),
 -- 3 accepted but not counted (the client address is over its cap).
 local site, visitors, salt, client = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local details, pages, by_page, by_source, by_country = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local history = KEYS[10]
 local window, mode, who, agent = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local fresh, budget, cap = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local page, source, country, kept = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11])
+-- include: lib/breakdowns
 
 -- A visitor's member: 72 bits of SHA-1 in 12 URL-safe base64 characters. Members of
 -- at most 12 bytes take 16 bytes less per visitor on Redis 7 than 16 (bench/), and 72
@@ -63,21 +75,58 @@ end
 -- window it only refreshes the visitors it already brought. A visitor who has left
 -- the window (trimmed or not yet) comes back as a new one.
 local last = tonumber(redis.call('ZSCORE', visitors, member))
-if cap > 0 and not (last and last > now - window) then
+local here = last and last > now - window
+if cap > 0 and not here then
   local added = redis.call('INCR', client)
   if added == 1 then redis.call('PEXPIRE', client, window) end
   if added > cap then return 3 end
 end
 
--- GT: a repeated pageview moves the visitor forward, never backward.
-redis.call('ZADD', visitors, 'GT', now, member)
-
-local expired = redis.call('ZCOUNT', visitors, '-inf', now - window)
-if expired > 0 then
-  redis.call('ZREMRANGEBYRANK', visitors, 0, math.min(expired, budget) - 1)
+-- A repeated pageview moves the visitor forward, never backward (a clock step back).
+local at = now
+if last and last > now then at = last end
+local known = last and redis.call('HGET', details, member)
+if here and known then
+  -- The same visit: it keeps its source and country and moves to this page.
+  local was
+  country, source, was = split(known)
+  redis.call('ZREM', pages, entry(was, last, member))
+  if was ~= page then
+    bump(by_page, was, -1)
+    bump(by_page, page, 1)
+    redis.call('HSET', details, member, country .. '\t' .. source .. '\t' .. page)
+  end
+else
+  -- A new visit. A visitor who left but is not trimmed yet leaves everything first.
+  if last then leave(member, last, known) end
+  bump(by_page, page, 1)
+  bump(by_source, source, 1)
+  bump(by_country, country, 1)
+  redis.call('HSET', details, member, country .. '\t' .. source .. '\t' .. page)
 end
--- An idle website's set disappears by itself once its last visitor has left: one
+redis.call('ZADD', pages, 0, entry(page, at, member))
+redis.call('ZADD', visitors, at, member)
+
+-- Per minute: pageviews, and visitors whose first pageview of the minute this is.
+local minute = math.floor(now / 60000)
+if redis.call('HINCRBY', history, 'p' .. minute, 1) == 1 then
+  -- The minute's first pageview drops the minutes that fell out of the history.
+  local oldest = tonumber(redis.call('HGET', history, 'oldest')) or minute
+  for m = oldest, math.min(minute - kept, oldest + kept) do
+    redis.call('HDEL', history, 'p' .. m, 'v' .. m)
+  end
+  redis.call('HSET', history, 'oldest', math.max(oldest, minute - kept + 1))
+  redis.call('PEXPIRE', history, (kept + 1) * 60000)
+end
+if not (last and math.floor(last / 60000) >= minute) then
+  redis.call('HINCRBY', history, 'v' .. minute, 1)
+end
+
+trim(now, window, budget)
+-- An idle website's keys disappear by themselves once its last visitor has left: one
 -- window after the latest score, which after a clock step backward may lie ahead.
 local latest = redis.call('ZRANGE', visitors, -1, -1, 'WITHSCORES')[2]
-redis.call('PEXPIREAT', visitors, math.max(now, tonumber(latest)) + window)
+local expiry = math.max(now, tonumber(latest)) + window
+for i = 5, 9 do redis.call('PEXPIREAT', KEYS[i], expiry) end
+redis.call('PEXPIREAT', visitors, expiry)
 return 1

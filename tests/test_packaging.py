@@ -1,4 +1,4 @@
-"""The wheel carries the Lua scripts, and an installed package finds them."""
+"""The wheel carries the Lua scripts and the tracker, and an installed package finds them."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def test_wheel_ships_lua_and_finds_it(tmp_path: Path, repo_root: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in scripts.NAMES:
         assert f"realtime_visitors/lua/{name}.lua" in names
+    assert "realtime_visitors/web/script.js" in names  # served at /script.js
 
     target = tmp_path / "site"
     subprocess.run(

@@ -15,7 +15,7 @@ import copy
 import hashlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from math import ceil, floor
 from typing import NamedTuple
@@ -45,12 +45,24 @@ Operation = tuple[str, int]  # a method of Lab and its argument
 Program = list[Operation]
 
 # The clock moves forward by ARGV[1] ms (backward if negative): every stored time
-# moves the other way. KEYS[1] site hash, KEYS[2] visitors, KEYS[2..] keys that expire.
+# moves the other way. KEYS[1] site hash, KEYS[2] visitors, KEYS[3] pages (whose
+# entries hold a time), KEYS[2..] keys that expire.
 SHIFT = """
 local d = tonumber(ARGV[1])
 local scored = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
 for i = 1, #scored, 2 do
   redis.call('ZADD', KEYS[2], tonumber(scored[i + 1]) - d, scored[i])
+end
+local entries = redis.call('ZRANGE', KEYS[3], 0, -1)
+for i = 1, #entries do
+  local e = entries[i]
+  local at = string.find(e, '\0', 1, true)
+  local ms = string.format('%013.0f', tonumber(string.sub(e, at + 1, at + 13)) - d)
+  -- Added before the old one goes: a set emptied for a moment would lose its expiry.
+  if d ~= 0 then
+    redis.call('ZADD', KEYS[3], 0, string.sub(e, 1, at) .. ms .. string.sub(e, at + 14))
+    redis.call('ZREM', KEYS[3], e)
+  end
 end
 local ts = redis.call('HGET', KEYS[1], 'bucket_ts')
 if ts then redis.call('HSET', KEYS[1], 'bucket_ts', tonumber(ts) - d) end
@@ -60,7 +72,11 @@ for i = 2, #KEYS do
 end
 """
 
-SOURCES = {name: scripts.source(name) for name in ("pageview", "realtime")}
+SOURCES = {name: scripts.source(name) for name in ("pageview", "realtime", "breakdown")}
+# A view's argument picks the visitor, and the page, source and country it brings.
+PAGES, REFERRERS, COUNTRIES = ("/", "/pricing", "/docs"), ("direct", "news.example"), ("US", "DE")
+KINDS = len(PAGES) * len(REFERRERS) * len(COUNTRIES)
+HISTORY = 1440
 
 
 def member_of(who: str) -> str:
@@ -116,6 +132,8 @@ class Model:
 
     limits: Limits
     scores: dict[str, int] = field(default_factory=dict)  # the visitors set
+    # (country, source, page) of each visitor in the set: the details hash
+    details: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     visitors_at: int | None = None  # when the visitors key expires
     counter: Expiring | None = None  # new visitors from the client address
     failures: Expiring | None = None  # failed authentications from the address
@@ -137,14 +155,30 @@ class Model:
         if self.visitors_at is not None and now > self.visitors_at:
             staying = sorted(m for m, score in self.scores.items() if score > now - WINDOW)
             assert not staying, f"the set expired with {staying} in"
-            self.scores, self.visitors_at = {}, None
+            self.scores, self.details, self.visitors_at = {}, {}, None
         if self.counter is not None and self.counter.at is not None and now > self.counter.at:
             self.counter = None
         if self.failures is not None and self.failures.at is not None and now > self.failures.at:
             self.failures = None
 
-    def count(self, now: int) -> int:
-        return sum(score > now - WINDOW for score in self.scores.values())
+    def count(self, now: int, page: str | None = None, since: int = WINDOW) -> int:
+        return sum(
+            score > now - since and (page is None or self.details[m][2] == page)
+            for m, score in self.scores.items()
+        )
+
+    def trim(self, now: int, budget: int) -> None:
+        expired = sorted((score, m) for m, score in self.scores.items() if score <= now - WINDOW)
+        for _, m in expired[:budget]:
+            del self.scores[m]
+            self.details.pop(m, None)
+
+    def counts(self, dimension: int) -> dict[str, int]:
+        """What a breakdown holds: visitors per value among the untrimmed visitors."""
+        found: dict[str, int] = {}
+        for kept in self.details.values():
+            found[kept[dimension]] = found.get(kept[dimension], 0) + 1
+        return found
 
     def charges(self, member: str, now: int) -> list[bool]:
         """Whether a pageview is charged to its address: one counted right now is not."""
@@ -159,16 +193,21 @@ class Model:
         # (test_a_visitor_back_after_the_window_is_new).
         return [True]
 
-    def view(self, member: str, now: int, charge: bool) -> int:
+    def view(self, member: str, now: int, charge: bool, where: tuple[str, str, str]) -> int:
         if charge:
             self.counter = self.counter or Expiring(0, None)
             self.counter.value += 1
             if self.counter.value > self.limits.cap:
                 return 3
+        last = self.scores.get(member)
+        if last is not None and last > now - WINDOW and member in self.details:
+            # The same visit: it keeps its country and source, and moves to the page.
+            country, source, _ = self.details[member]
+            self.details[member] = (country, source, where[2])
+        else:
+            self.details[member] = where
         self.scores[member] = max(self.scores.get(member, now), now)
-        expired = sorted((score, m) for m, score in self.scores.items() if score <= now - WINDOW)
-        for _, m in expired[: self.limits.budget]:
-            del self.scores[m]
+        self.trim(now, self.limits.budget)
         self.visitors_at = None  # the script has just set it
         return 1
 
@@ -218,6 +257,9 @@ class Seen:
     failures_at: int
     bucket: tuple[str | None, str | None]
     now: int
+    details: dict[str, str] = field(default_factory=dict)
+    pages: frozenset[str] = frozenset()
+    by: tuple[dict[str, int], ...] = ()
 
 
 def adopt(
@@ -243,11 +285,24 @@ class Lab:
         self.keys = site_keys(website_id)
         address = client_keys(website_id, "prop-client")
         self.token = digest(new_token())
-        self.expiring = [self.keys.visitors, address.new_visitors, address.failures]
-        self.pageview_keys = [*self.keys.all, address.new_visitors]
-        self.realtime_keys = [self.keys.site, self.keys.visitors, address.failures]
+        keys = self.keys
+        self.expiring = [keys.visitors, address.new_visitors, address.failures]
+        self.breakdown_keys = [
+            keys.details,
+            keys.pages,
+            keys.by_page,
+            keys.by_source,
+            keys.by_country,
+        ]
+        self.pageview_keys = [
+            keys.site, keys.visitors, keys.salt, address.new_visitors, *self.breakdown_keys,
+            keys.history,
+        ]  # fmt: skip
+        self.realtime_keys = [keys.site, keys.visitors, address.failures, keys.pages]
+        self.read_keys = [keys.site, keys.visitors, address.failures, *self.breakdown_keys]
         self.pageview = server.register_script(SOURCES["pageview"])
         self.realtime = server.register_script(SOURCES["realtime"])
+        self.breakdown = server.register_script(SOURCES["breakdown"])
         self.shift = server.register_script(SHIFT)
         server.hset(
             self.keys.site,
@@ -266,20 +321,32 @@ class Lab:
         seconds, micros = self.server.time()
         return seconds * 1000 + micros // 1000
 
-    def call_pageview(self, who: str) -> int:
+    def call_pageview(self, who: str, where: tuple[str, str, str] = ("US", "direct", "/")) -> int:
         limits = self.limits
+        country, source, page = where
         args: list[str | int] = [WINDOW, "v", who, "", "", limits.budget, limits.cap]
+        args += [page, source, country, HISTORY]
         return int(self.pageview(keys=self.pageview_keys, args=args))
 
-    def call_realtime(self, valid: bool) -> Reply:
-        args: list[str | int] = [WINDOW, self.token if valid else WRONG, self.limits.max_failures]
-        args += [FAILURE_WINDOW, PLAN, self.limits.limit]
+    def call_realtime(self, valid: bool, page: str = "", since: int = WINDOW) -> Reply:
+        args: list[str | int] = [since, self.token if valid else WRONG, self.limits.max_failures]
+        args += [FAILURE_WINDOW, page, PLAN, self.limits.limit]
         return Reply(*self.realtime(keys=self.realtime_keys, args=args))
 
-    def view(self, i: int) -> None:
+    def call_breakdown(self, by: str) -> tuple[Reply, list[tuple[str, int]]]:
+        args: list[str | int] = [WINDOW, self.token, self.limits.max_failures, FAILURE_WINDOW]
+        args += [by, len(PAGES), self.limits.budget, PLAN, self.limits.limit]
+        reply = self.breakdown(keys=self.read_keys, args=args)
+        rows = reply[7:]
+        return Reply(*reply[:7]), [(rows[i], rows[i + 1]) for i in range(0, len(rows), 2)]
+
+    def view(self, arg: int) -> None:
+        i, kind = arg % POOL, arg // POOL
+        page, kind = PAGES[kind % len(PAGES)], kind // len(PAGES)
+        where = (COUNTRIES[kind // len(REFERRERS)], REFERRERS[kind % len(REFERRERS)], page)
         who, member = f"v{i}", member_of(f"v{i}")
         lo = self.server_ms()
-        status = self.call_pageview(who)
+        status = self.call_pageview(who, where)
         seen = self.observe()
         stored = seen.scores.get(member)
         # The script's clock lies in [lo, seen.now]; a score it has just set tells it.
@@ -288,7 +355,7 @@ class Lab:
         outcomes = []
         for charge in self.model.charges(member, now):
             candidate = copy.deepcopy(self.model)
-            outcomes.append((candidate.view(member, now, charge), candidate))
+            outcomes.append((candidate.view(member, now, charge, where), candidate))
         got = (status, seen.scores, seen.counter)
         allowed = [(s, c.scores, c.counter and c.counter.value) for s, c in outcomes]
         assert got in allowed, f"pageview of {who}"
@@ -310,8 +377,40 @@ class Lab:
     def wrong(self, _: int = 0) -> None:
         self.read(valid=False)
 
+    def on_page(self, arg: int) -> None:
+        """A read of one page's count, over the whole window or the last `since` ms."""
+        page = PAGES[arg % len(PAGES)]
+        since = WINDOW if arg < len(PAGES) else (arg // len(PAGES)) * STEP + STEP // 2
+        reply = self.call_realtime(True, page, since)
+        seen = self.observe()
+        self.model.expire(reply.now)
+        want = self.model.read(True, reply.now, reply.status)
+        if want.status == 0:
+            assert reply.visitors == self.model.count(reply.now, page, since), (page, since)
+            want = replace(want, visitors=reply.visitors)
+        want.check(reply)
+        self.check(seen, reply.now, seen.now)
+
+    def top(self, dimension: int) -> None:
+        """A breakdown: it trims first, then its items are the model's counts."""
+        reply, items = self.call_breakdown(("country", "source", "page")[dimension])
+        seen = self.observe()
+        self.model.expire(reply.now)
+        want = self.model.read(True, reply.now, reply.status)
+        want.check(reply)
+        if reply.status == 0:
+            self.model.trim(reply.now, self.limits.budget)
+            counts = self.model.counts(dimension)
+            ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+            assert items == ranked[: len(PAGES)]
+            if len(self.model.scores) == reply.visitors:  # trimmed within the budget
+                assert sum(n for _, n in items) <= reply.visitors
+        self.check(seen, reply.now, seen.now)
+
     def advance(self, ms: int) -> None:
-        self.shift(keys=[self.keys.site, *self.expiring], args=[ms])
+        keys = [self.keys.site, self.keys.visitors, self.keys.pages, *self.expiring[1:]]
+        others = [key for key in self.breakdown_keys if key != self.keys.pages]
+        self.shift(keys=[*keys, *others], args=[ms])
         self.model.shift(ms)
         seen = self.observe()
         self.check(seen, seen.now, seen.now)
@@ -328,9 +427,14 @@ class Lab:
             pipe.pexpiretime(key)
         pipe.hmget(self.keys.site, "bucket", "bucket_ts")
         pipe.time()
-        scored, visitors_at, counter, counter_at, failures, failures_at, bucket, clock = (
-            pipe.execute()
-        )
+        pipe.hgetall(self.keys.details)
+        pipe.zrange(self.keys.pages, 0, -1)
+        for key in (self.keys.by_country, self.keys.by_source, self.keys.by_page):
+            pipe.zrange(key, 0, -1, withscores=True)
+        (
+            scored, visitors_at, counter, counter_at, failures, failures_at, bucket, clock,
+            details, pages, *by,
+        ) = pipe.execute()  # fmt: skip
         # Past the margin a step may land within real ms of a window's end.
         assume(time.monotonic() - self.started < MARGIN)
         return Seen(
@@ -342,12 +446,21 @@ class Lab:
             failures_at=failures_at,
             bucket=tuple(bucket),
             now=clock[0] * 1000 + clock[1] // 1000,
+            details=details,
+            pages=frozenset(pages),
+            by=tuple({value: int(n) for value, n in counts} for counts in by),
         )
 
     def check(self, seen: Seen, lo: int, hi: int) -> None:
         model = self.model
         model.expire(seen.now)
         assert seen.scores == model.scores
+        # Every untrimmed visitor, and only they, in every breakdown: a visitor leaves
+        # them all at once.
+        assert seen.details == {m: "\t".join(kept) for m, kept in model.details.items()}
+        entries = {f"{kept[2]}\0{model.scores[m]:013d}{m}" for m, kept in model.details.items()}
+        assert seen.pages == entries
+        assert seen.by == tuple(model.counts(dimension) for dimension in range(3))
         if model.scores:
             last = max(model.scores.values())
             if model.visitors_at is not None:
@@ -387,7 +500,16 @@ def run(server: redis.Redis, program: Program, limits: Limits) -> None:
 
 
 def views(pool: int = POOL) -> st.SearchStrategy[Operation]:
-    return st.tuples(st.just("view"), st.integers(0, pool - 1))
+    return st.tuples(st.just("view"), st.integers(0, pool * KINDS - 1))
+
+
+def page_reads() -> st.SearchStrategy[Operation]:
+    # The whole window, or the last 1.5 to 60.5 s: never more than the window.
+    return st.tuples(st.just("on_page"), st.integers(0, len(PAGES) * 61 - 1))
+
+
+def breakdowns() -> st.SearchStrategy[Operation]:
+    return st.tuples(st.just("top"), st.integers(0, 2))
 
 
 def crowds(pool: int = POOL) -> st.SearchStrategy[Operation]:
@@ -432,6 +554,27 @@ def test_the_count_is_the_model_count(server: redis.Redis, program: Program, bud
 @given(program=programs(views(), crowds(), READ, steps("advance", 120), steps("back", 120)))
 def test_a_visitor_never_moves_backward(server: redis.Redis, program: Program) -> None:
     run(server, program, Limits())
+
+
+@examples
+@example(
+    program=[
+        ("view", 0), ("view", 1 + POOL), ("on_page", 1), ("view", 1 + 2 * POOL),
+        ("advance", 30_000), ("view", 0 + POOL), ("on_page", 1 + 3 * 30), ("top", 2),
+        ("advance", 31_000), ("top", 2), ("on_page", 1),
+    ],
+    budget=1_000,
+)  # fmt: skip
+@given(
+    program=programs(
+        views(), crowds(), page_reads(), breakdowns(), steps("advance", 120), steps("back", 120)
+    ),
+    budget=st.sampled_from([1, 2, 1_000]),
+)
+def test_pages_sources_and_countries_are_the_model_ones(
+    server: redis.Redis, program: Program, budget: int
+) -> None:
+    run(server, program, Limits(budget=budget))
 
 
 @examples

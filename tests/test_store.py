@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from realtime_visitors import embedded, scripts, store
 from realtime_visitors.config import Settings
 from realtime_visitors.keys import site_keys
-from realtime_visitors.store import RealtimeStatus, Store, Visitor
+from realtime_visitors.store import RealtimeStatus, Store, Visitor, Where
 
 from .conftest import run_admin, unique_id
 
@@ -227,7 +227,9 @@ def test_unknown_plan_falls_back_to_the_smallest(
 
 def test_crawler_mode_writes_nothing(settings: Settings, raw: redis.Redis, make_site: Site) -> None:
     website_id, _ = make_site()
-    status = with_store(settings, lambda s: s.pageview(website_id, Visitor("n"), "client"))
+    status = with_store(
+        settings, lambda s: s.pageview(website_id, Visitor("n"), "client", Where("/"))
+    )
     assert status is store.PageviewStatus.CRAWLER
     assert raw.exists(site_keys(website_id).visitors) == 0
 

@@ -14,19 +14,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from . import openapi
+from . import openapi, tracker
 from .config import Settings
 from .connection import StorageError
 from .cors import CORSMiddleware, CorsPolicy
 from .fastlane import FastLane, log_unavailable
 from .responses import JSONResponse, error
-from .routes import Pageview, Realtime
+from .routes import Breakdown, History, Pageview, Realtime
 from .store import Store
 
 log = logging.getLogger("realtime_visitors")
 
 REALTIME_PATH = "/api/v1/realtime"
 PAGEVIEW_PATH = "/api/v1/pageview"
+BREAKDOWN_PATH = "/api/v1/realtime/breakdown"
+HISTORY_PATH = "/api/v1/realtime/history"
 UNAVAILABLE_RETRY_AFTER = "1"
 
 
@@ -37,7 +39,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             raise RuntimeError("REDIS_URL is not set: start with `realtime-visitors serve`")
         store = Store(settings.redis_url, settings)
     realtime, pageview = Realtime(settings, store), Pageview(settings, store)
-    cors = CorsPolicy(settings.cors_origins, open_paths=[PAGEVIEW_PATH])
+    cors = CorsPolicy(settings.cors_origins, open_paths=[PAGEVIEW_PATH, "/script.js"])
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -55,11 +57,15 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         routes=[
             Route(REALTIME_PATH, realtime, methods=["GET"]),
             Route(PAGEVIEW_PATH, pageview, methods=["POST"]),
+            # Reads for a live view; not in the fast lane: they are not the hot path.
+            Route(BREAKDOWN_PATH, Breakdown(settings, store), methods=["GET"]),
+            Route(HISTORY_PATH, History(settings, store), methods=["GET"]),
             # For load balancers and orchestrators: alive (no Redis call), and ready
             # (Redis answers, the scripts are loaded).
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi.endpoint, methods=["GET"]),
+            Route("/script.js", tracker.endpoint, methods=["GET", "HEAD"]),
         ],
         middleware=[Middleware(CORSMiddleware, policy=cors)],
         exception_handlers={

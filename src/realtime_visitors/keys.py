@@ -24,6 +24,14 @@ class SiteKeys(NamedTuple):
     site: str
     visitors: str  # sorted set: visitor member -> ms of that visitor's latest pageview
     salt: str  # string "<day>:<secret>": today's salt for cookieless visitor ids
+    # What is kept of each visitor in the window, and how it is counted: see
+    # lua/lib/breakdowns.lua. All expire with the visitors zset.
+    details: str  # hash: member -> "<country>\t<source>\t<page>"
+    pages: str  # sorted set, scores 0: "<page>\0<13-digit ms><member>", by page then time
+    by_page: str  # sorted set: page -> visitors whose latest pageview is on it
+    by_source: str  # sorted set: source -> visitors whose visit came from it
+    by_country: str  # sorted set: country -> visitors from it
+    history: str  # hash: "p<minute>" pageviews, "v<minute>" visitors, "oldest" minute kept
 
     @property
     def all(self) -> tuple[str, ...]:
@@ -48,6 +56,12 @@ def site_keys(website_id: str) -> SiteKeys:
         site=f"{tag}:site",
         visitors=f"{tag}:visitors",
         salt=f"{tag}:salt",
+        details=f"{tag}:details",
+        pages=f"{tag}:pages",
+        by_page=f"{tag}:by:page",
+        by_source=f"{tag}:by:source",
+        by_country=f"{tag}:by:country",
+        history=f"{tag}:history",
     )
 
 

@@ -20,8 +20,13 @@ from .fastlane import UNAVAILABLE
 from .routes import (
     ACCEPTED,
     AUTH_ERROR,
+    BREAKDOWNS,
+    DEFAULT_ITEMS,
+    DEFAULT_MINUTES,
     INVALID_TOKEN,
     MAX_BODY,
+    MAX_ITEMS,
+    MAX_MINUTES,
     MISSING_ID,
     NOT_FOUND,
     NOT_JSON,
@@ -40,6 +45,21 @@ WEBSITE_ID = "^[A-Za-z0-9._-]{1,64}$"  # keys.is_valid_website_id, anchored
 TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
 COUNT: Schema = {"type": "integer", "minimum": 0}
 SECONDS: Schema = {"type": "integer", "minimum": 1}
+TIMESTAMP_SCHEMA: Schema = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": TIMESTAMP,
+    "description": "UTC, with milliseconds.",
+}
+WEBSITE_ID_PARAMETER: Schema = {
+    "name": "websiteId",
+    "in": "query",
+    "required": True,
+    "description": "1 to 64 letters, digits, `-`, `_` or `.`; any other "
+    "non-empty value is answered 404.",
+    "schema": {"type": "string", "pattern": WEBSITE_ID},
+    "example": "my-site",
+}
 
 
 def document() -> dict[str, Any]:
@@ -59,7 +79,10 @@ def _document() -> dict[str, Any]:
         },
         "paths": {
             "/api/v1/realtime": {"get": _realtime()},
+            "/api/v1/realtime/breakdown": {"get": _breakdown()},
+            "/api/v1/realtime/history": {"get": _history()},
             "/api/v1/pageview": {"post": _pageview()},
+            "/script.js": {"get": _script()},
             "/healthz": {"get": _healthz()},
             "/readyz": {"get": _readyz()},
             "/openapi.json": {"get": _openapi()},
@@ -98,15 +121,23 @@ def _realtime() -> Schema:
         "authentications never spend it.",
         "security": [{"bearer": []}],
         "parameters": [
+            WEBSITE_ID_PARAMETER,
             {
-                "name": "websiteId",
+                "name": "path",
                 "in": "query",
-                "required": True,
-                "description": "1 to 64 letters, digits, `-`, `_` or `.`; any other "
-                "non-empty value is answered 404.",
-                "schema": {"type": "string", "pattern": WEBSITE_ID},
-                "example": "my-site",
-            }
+                "description": "Count only the visitors whose latest pageview is on this "
+                "page's path (query and fragment are ignored, as in pageviews).",
+                "schema": {"type": "string", "pattern": "^/"},
+                "example": "/pricing",
+            },
+            {
+                "name": "window",
+                "in": "query",
+                "description": "Count only the visitors whose latest pageview is within "
+                "this many seconds, at most the sliding window (`RTV_WINDOW_SECONDS`).",
+                "schema": SECONDS,
+                "example": 60,
+            },
         ],
         "responses": {
             "200": _response(
@@ -117,12 +148,13 @@ def _realtime() -> Schema:
                     "properties": {
                         "currentVisitors": COUNT,
                         "websiteId": {"type": "string", "pattern": WEBSITE_ID},
-                        "timestamp": {
+                        "timestamp": TIMESTAMP_SCHEMA,
+                        "path": {
                             "type": "string",
-                            "format": "date-time",
-                            "pattern": TIMESTAMP,
-                            "description": "UTC, with milliseconds.",
+                            "description": "Only with `path`: the path counted, in the "
+                            "one spelling pageviews are kept in.",
                         },
+                        "window": {**SECONDS, "description": "Only with `window`."},
                     },
                     "additionalProperties": False,
                 },
@@ -133,28 +165,165 @@ def _realtime() -> Schema:
                     "timestamp": "2025-07-30T17:09:37.000Z",
                 },
             ),
-            "400": _error("`websiteId` is missing, empty or repeated.", MISSING_ID, REPEATED_ID),
-            "401": _error(
-                "No `Authorization: Bearer <token>` header (checked first), or the token "
-                "is unknown, revoked, or belongs to another website.",
-                AUTH_ERROR,
-                INVALID_TOKEN,
+            "400": _error(
+                "`websiteId` is missing, empty or repeated, or `path` or `window` is "
+                "repeated or out of range.",
+                MISSING_ID,
+                REPEATED_ID,
+                "path must be given once",
+                "path must start with /",
+                "window must be given once",
+                patterns=["^window must be a whole number from 1 to [0-9]+$"],
             ),
-            "404": _error("No such website, or an id that cannot be one.", NOT_FOUND),
-            "429": _error(
-                "The website's hourly budget is spent (with the `X-RateLimit-*` "
-                "headers), or this client address made too many failed "
-                "authentications for this website within a minute (without them).",
-                RATE_LIMITED,
-                TOO_MANY_FAILURES,
-                headers={
-                    **_rate_limit_headers(required=False),
-                    "Retry-After": _header(
-                        "Seconds until the next request will be accepted.", SECONDS
-                    ),
+            **_read_refusals(),
+        },
+    }
+
+
+def _read_refusals() -> dict[str, Schema]:
+    """What every read answers when it cannot read: same bodies, same budget."""
+    return {
+        "401": _error(
+            "No `Authorization: Bearer <token>` header (checked first), or the token "
+            "is unknown, revoked, or belongs to another website.",
+            AUTH_ERROR,
+            INVALID_TOKEN,
+        ),
+        "404": _error("No such website, or an id that cannot be one.", NOT_FOUND),
+        "429": _error(
+            "The website's hourly budget is spent (with the `X-RateLimit-*` "
+            "headers), or this client address made too many failed "
+            "authentications for this website within a minute (without them).",
+            RATE_LIMITED,
+            TOO_MANY_FAILURES,
+            headers={
+                **_rate_limit_headers(required=False),
+                "Retry-After": _header("Seconds until the next request will be accepted.", SECONDS),
+            },
+        ),
+        "503": _unavailable(),
+    }
+
+
+def _breakdown() -> Schema:
+    item = {
+        "type": "object",
+        "required": ["value", "visitors"],
+        "properties": {"value": {"type": "string"}, "visitors": {**COUNT, "minimum": 1}},
+        "additionalProperties": False,
+    }
+    return {
+        "operationId": "getRealtimeBreakdown",
+        "summary": "Current visitors by page, source or country",
+        "description": "The values with the most visitors right now, most first, then by "
+        "value; the items never sum to more than `currentVisitors`. A page is the path of "
+        "a visitor's latest pageview; a source the referrer's host of their visit's first "
+        "pageview (`direct` for none or the site itself); a country an ISO 3166-1 alpha-2 "
+        "code from the client address (`unknown` when none is known). One request of the "
+        "website's budget, as the count.",
+        "security": [{"bearer": []}],
+        "parameters": [
+            WEBSITE_ID_PARAMETER,
+            {
+                "name": "by",
+                "in": "query",
+                "required": True,
+                "schema": {"type": "string", "enum": list(BREAKDOWNS)},
+            },
+            {
+                "name": "limit",
+                "in": "query",
+                "description": f"How many values at most (default {DEFAULT_ITEMS}).",
+                "schema": {**SECONDS, "maximum": MAX_ITEMS},
+            },
+        ],
+        "responses": {
+            "200": _response(
+                "The breakdown, at the Redis server's time.",
+                {
+                    "type": "object",
+                    "required": ["websiteId", "timestamp", "currentVisitors", "by", "items"],
+                    "properties": {
+                        "websiteId": {"type": "string", "pattern": WEBSITE_ID},
+                        "timestamp": TIMESTAMP_SCHEMA,
+                        "currentVisitors": COUNT,
+                        "by": {"type": "string", "enum": list(BREAKDOWNS)},
+                        "items": {"type": "array", "items": item, "maxItems": MAX_ITEMS},
+                    },
+                    "additionalProperties": False,
+                },
+                _rate_limit_headers(required=True),
+                example={
+                    "websiteId": "my-site",
+                    "timestamp": "2025-07-30T17:09:37.000Z",
+                    "currentVisitors": 5,
+                    "by": "page",
+                    "items": [{"value": "/pricing", "visitors": 3}, {"value": "/", "visitors": 2}],
                 },
             ),
-            "503": _unavailable(),
+            "400": _error(
+                "`websiteId` is missing, empty or repeated, or `by` or `limit` is missing, "
+                "repeated or out of range.",
+                MISSING_ID,
+                REPEATED_ID,
+                "by must be given once",
+                f"by must be one of {', '.join(BREAKDOWNS)}",
+                "limit must be given once",
+                f"limit must be a whole number from 1 to {MAX_ITEMS}",
+            ),
+            **_read_refusals(),
+        },
+    }
+
+
+def _history() -> Schema:
+    minute = {
+        "type": "object",
+        "required": ["start", "visitors", "pageviews"],
+        "properties": {"start": TIMESTAMP_SCHEMA, "visitors": COUNT, "pageviews": COUNT},
+        "additionalProperties": False,
+    }
+    return {
+        "operationId": "getRealtimeHistory",
+        "summary": "Visitors and pageviews per minute",
+        "description": "One entry per minute, oldest first, empty minutes included, the "
+        "current (partial) minute last. `pageviews` counts the counted pageviews; "
+        "`visitors` the distinct visitors with a pageview in that minute. A day is kept. "
+        "One request of the website's budget, as the count.",
+        "security": [{"bearer": []}],
+        "parameters": [
+            WEBSITE_ID_PARAMETER,
+            {
+                "name": "minutes",
+                "in": "query",
+                "description": f"How many minutes (default {DEFAULT_MINUTES}).",
+                "schema": {**SECONDS, "maximum": MAX_MINUTES},
+            },
+        ],
+        "responses": {
+            "200": _response(
+                "The minutes, at the Redis server's time.",
+                {
+                    "type": "object",
+                    "required": ["websiteId", "timestamp", "minutes"],
+                    "properties": {
+                        "websiteId": {"type": "string", "pattern": WEBSITE_ID},
+                        "timestamp": TIMESTAMP_SCHEMA,
+                        "minutes": {"type": "array", "items": minute, "minItems": 1},
+                    },
+                    "additionalProperties": False,
+                },
+                _rate_limit_headers(required=True),
+            ),
+            "400": _error(
+                "`websiteId` is missing, empty or repeated, or `minutes` is repeated or "
+                "out of range.",
+                MISSING_ID,
+                REPEATED_ID,
+                "minutes must be given once",
+                f"minutes must be a whole number from 1 to {MAX_MINUTES}",
+            ),
+            **_read_refusals(),
         },
     }
 
@@ -221,6 +390,35 @@ def _pageview_schema() -> Schema:
     }
 
 
+def _script() -> Schema:
+    cache = {
+        "ETag": _header("Strong; changes when the script does.", {"type": "string"}),
+        "Cache-Control": _header("Cached an hour.", {"type": "string"}),
+    }
+    return {
+        "operationId": "getTrackerScript",
+        "summary": "The tracker to paste into a website's pages",
+        "description": 'Install: `<script defer src="https://HOST/script.js" '
+        'data-website-id="ID"></script>`. See the README for its data attributes.',
+        "parameters": [
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "description": "An ETag this client holds: 304 when it is current.",
+                "schema": {"type": "string"},
+            }
+        ],
+        "responses": {
+            "200": {
+                "description": "The script.",
+                "headers": cache,
+                "content": {"text/javascript": {"schema": {"type": "string"}}},
+            },
+            "304": {"description": "The client's copy is current.", "headers": cache},
+        },
+    }
+
+
 def _healthz() -> Schema:
     return {
         "operationId": "getHealth",
@@ -268,12 +466,18 @@ def _response(
 
 
 def _error(
-    description: str, *messages: bytes | str, headers: dict[str, Schema] | None = None
+    description: str,
+    *messages: bytes | str,
+    headers: dict[str, Schema] | None = None,
+    patterns: list[str] | None = None,
 ) -> Schema:
+    error: Schema = {"type": "string", "enum": [_text(m) for m in messages]}
+    if patterns:  # messages that name a configured number
+        error = {"anyOf": [error, *({"type": "string", "pattern": p} for p in patterns)]}
     schema = {
         "type": "object",
         "required": ["error"],
-        "properties": {"error": {"type": "string", "enum": [_text(m) for m in messages]}},
+        "properties": {"error": error},
         "additionalProperties": False,
     }
     return _response(description, schema, headers)

@@ -1,4 +1,4 @@
-"""The two endpoints of the API: parse, one store call, render."""
+"""The endpoints of the API: parse, one store call, render."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from starlette.types import Receive, Scope, Send
 from .asgi import BodyTooLarge, error_body, header, read_body, respond
 from .config import Settings
 from .keys import WEBSITE_ID, is_valid_website_id
-from .store import PageviewStatus, RealtimeResult, RealtimeStatus, Store
+from .store import HISTORY_MINUTES, PageviewStatus, RealtimeResult, RealtimeStatus, Store
 from .visitors import MAX_VISITOR_ID, client_ip, client_tag, identify
+from .where import locate, page_of
 
 AUTH_ERROR = "Missing or invalid authorization header. Expected: Bearer <token>"
 MAX_BODY = 16 * 1024
@@ -24,6 +25,10 @@ OPTIONAL_FIELDS = ("url", "referrer", "visitorId")
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9._~+/-]+=*) *")
 # The query every client sends, read without a general parser.
 _PLAIN_QUERY = re.compile(b"websiteId=(%s)" % WEBSITE_ID.pattern.encode())
+
+BREAKDOWNS = ("page", "source", "country")
+DEFAULT_ITEMS, MAX_ITEMS = 10, 100
+DEFAULT_MINUTES, MAX_MINUTES = 30, HISTORY_MINUTES
 
 MISSING_AUTH = error_body(AUTH_ERROR)
 MISSING_ID = error_body("websiteId is required")
@@ -41,8 +46,19 @@ class BadPageview(ValueError):
     pass
 
 
-class Realtime:
-    """GET /api/v1/realtime?websiteId=ID with `Authorization: Bearer <token>`."""
+class BadQuery(ValueError):
+    """A query parameter the read cannot use: 400 with this message."""
+
+
+class UnknownWebsite(LookupError):
+    pass
+
+
+class Read:
+    """A GET that spends one request of the website's budget: the token, the query,
+    one store call, and the same refusals for every read."""
+
+    params: tuple[str, ...] = ()  # the query parameters besides websiteId
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
@@ -53,35 +69,19 @@ class Realtime:
         if token is None:
             await respond(send, 401, MISSING_AUTH)
             return
-        query: bytes = scope["query_string"]
-        plain = _PLAIN_QUERY.fullmatch(query)
-        if plain:
-            website_id = plain.group(1).decode()
-        else:
-            ids = [
-                value
-                for name, value in parse_qsl(query.decode("latin-1"), True)
-                if name == "websiteId"
-            ]
-            if len(ids) > 1:
-                await respond(send, 400, REPEATED_ID)
-                return
-            website_id = ids[0] if ids else ""
-            if not website_id:
-                await respond(send, 400, MISSING_ID)
-                return
-            if not is_valid_website_id(website_id):
-                await respond(send, 404, NOT_FOUND)
-                return
+        try:
+            website_id, params = self.parse(scope["query_string"])
+        except BadQuery as exc:
+            await respond(send, 400, error_body(str(exc)))
+            return
+        except UnknownWebsite:
+            await respond(send, 404, NOT_FOUND)
+            return
         client = client_tag(client_address(scope, self.settings))
-        result = await self.store.realtime(website_id, token, client)
+        result = await self.read(website_id, token, client, params)
         status = result.status
         if status is RealtimeStatus.OK:
-            body = b'{"currentVisitors":%d,"websiteId":"%s","timestamp":"%s"}' % (
-                result.visitors,
-                website_id.encode(),  # letters, digits, "-", "_", ".": nothing to escape
-                iso_timestamp(result.now_ms).encode(),
-            )
+            body = self.render(website_id, result, params)
             await respond(send, 200, body, rate_limit_headers(result))
         elif status is RealtimeStatus.RATE_LIMITED:
             headers = rate_limit_headers(result)
@@ -93,6 +93,165 @@ class Realtime:
             await respond(send, 429, TOO_MANY_FAILURES, (retry_after(result.retry_ms),))
         else:
             await respond(send, 404, NOT_FOUND)
+
+    def parse(self, query: bytes) -> tuple[str, dict[str, str]]:
+        """The website id and this read's other parameters, checked."""
+        params = query_params(query, ("websiteId", *self.params))
+        return website_id_of(params), self.check(params)
+
+    def check(self, params: dict[str, str]) -> dict[str, str]:
+        return {}
+
+    async def read(
+        self, website_id: str, token: str, client: str, params: dict[str, str]
+    ) -> RealtimeResult:
+        raise NotImplementedError
+
+    def render(self, website_id: str, result: RealtimeResult, params: dict[str, str]) -> bytes:
+        raise NotImplementedError
+
+
+class Realtime(Read):
+    """GET /api/v1/realtime?websiteId=ID[&path=/p][&window=s] with a Bearer token."""
+
+    params = ("path", "window")
+
+    def parse(self, query: bytes) -> tuple[str, dict[str, str]]:
+        plain = _PLAIN_QUERY.fullmatch(query)
+        if plain:
+            return plain.group(1).decode(), {}
+        return super().parse(query)
+
+    def check(self, params: dict[str, str]) -> dict[str, str]:
+        checked = {}
+        if "path" in params:
+            path = params["path"]
+            if not path.startswith("/"):
+                raise BadQuery("path must start with /")
+            checked["path"] = page_of(path)
+        if "window" in params:
+            most = self.settings.window_seconds
+            checked["window"] = str(whole_number(params, "window", 1, most, most))
+        return checked
+
+    async def read(
+        self, website_id: str, token: str, client: str, params: dict[str, str]
+    ) -> RealtimeResult:
+        window = params.get("window")
+        return await self.store.realtime(
+            website_id, token, client, params.get("path"), int(window) * 1000 if window else None
+        )
+
+    def render(self, website_id: str, result: RealtimeResult, params: dict[str, str]) -> bytes:
+        if not params:
+            # The documented body, formatted by hand: this is the hottest read.
+            return b'{"currentVisitors":%d,"websiteId":"%s","timestamp":"%s"}' % (
+                result.visitors,
+                website_id.encode(),  # letters, digits, "-", "_", ".": nothing to escape
+                iso_timestamp(result.now_ms).encode(),
+            )
+        body: dict[str, Any] = {
+            "currentVisitors": result.visitors,
+            "websiteId": website_id,
+            "timestamp": iso_timestamp(result.now_ms),
+        }
+        if "path" in params:
+            body["path"] = params["path"]
+        if "window" in params:
+            body["window"] = int(params["window"])
+        return orjson.dumps(body)
+
+
+class Breakdown(Read):
+    """GET /api/v1/realtime/breakdown?websiteId=ID&by=page|source|country[&limit=n]"""
+
+    params = ("by", "limit")
+
+    def check(self, params: dict[str, str]) -> dict[str, str]:
+        by = params.get("by", "")
+        if by not in BREAKDOWNS:
+            raise BadQuery(f"by must be one of {', '.join(BREAKDOWNS)}")
+        limit = whole_number(params, "limit", 1, MAX_ITEMS, DEFAULT_ITEMS)
+        return {"by": by, "limit": str(limit)}
+
+    async def read(
+        self, website_id: str, token: str, client: str, params: dict[str, str]
+    ) -> RealtimeResult:
+        return await self.store.breakdown(
+            website_id, token, client, params["by"], int(params["limit"])
+        )
+
+    def render(self, website_id: str, result: RealtimeResult, params: dict[str, str]) -> bytes:
+        rows = result.rows
+        items = [{"value": text(rows[i]), "visitors": rows[i + 1]} for i in range(0, len(rows), 2)]
+        return orjson.dumps(
+            {
+                "websiteId": website_id,
+                "timestamp": iso_timestamp(result.now_ms),
+                "currentVisitors": result.visitors,
+                "by": params["by"],
+                "items": items,
+            }
+        )
+
+
+class History(Read):
+    """GET /api/v1/realtime/history?websiteId=ID[&minutes=n]"""
+
+    params = ("minutes",)
+
+    def check(self, params: dict[str, str]) -> dict[str, str]:
+        return {"minutes": str(whole_number(params, "minutes", 1, MAX_MINUTES, DEFAULT_MINUTES))}
+
+    async def read(
+        self, website_id: str, token: str, client: str, params: dict[str, str]
+    ) -> RealtimeResult:
+        return await self.store.history(website_id, token, client, int(params["minutes"]))
+
+    def render(self, website_id: str, result: RealtimeResult, params: dict[str, str]) -> bytes:
+        pairs = list(zip(result.rows[::2], result.rows[1::2], strict=True))
+        first = (result.now_ms // 60_000 - len(pairs) + 1) * 60_000
+        minutes = [
+            {"start": iso_timestamp(first + n * 60_000), "visitors": visitors, "pageviews": views}
+            for n, (views, visitors) in enumerate(pairs)
+        ]
+        return orjson.dumps(
+            {"websiteId": website_id, "timestamp": iso_timestamp(result.now_ms), "minutes": minutes}
+        )
+
+
+def query_params(query: bytes, known: tuple[str, ...]) -> dict[str, str]:
+    """Each known parameter's value; one given twice is refused, not guessed at."""
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(query.decode("latin-1"), True):
+        if name not in known:
+            continue  # as for any other GET: unknown parameters are no error
+        if name in params:
+            raise BadQuery(f"{name} must be given once")
+        params[name] = value
+    return params
+
+
+def website_id_of(params: dict[str, str]) -> str:
+    website_id = params.get("websiteId", "")
+    if not website_id:
+        raise BadQuery("websiteId is required")
+    if not is_valid_website_id(website_id):
+        raise UnknownWebsite
+    return website_id
+
+
+def whole_number(params: dict[str, str], name: str, least: int, most: int, default: int) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and least <= int(raw) <= most):
+        raise BadQuery(f"{name} must be a whole number from {least} to {most}")
+    return int(raw)
+
+
+def text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 class Pageview:
@@ -118,7 +277,8 @@ class Pageview:
         ip = client_address(scope, self.settings)
         agent = (header(scope, b"user-agent") or b"").decode("latin-1")
         visitor = identify(payload.get("visitorId"), ip, agent)
-        status = await self.store.pageview(website_id, visitor, client_tag(ip))
+        where = locate(payload.get("url"), payload.get("referrer"), ip)
+        status = await self.store.pageview(website_id, visitor, client_tag(ip), where)
         if status is PageviewStatus.NOT_FOUND:
             await respond(send, 404, NOT_FOUND)
         else:

@@ -23,9 +23,13 @@ class AdminScripts(NamedTuple):
 class HotScripts(NamedTuple):
     pageview: Script
     realtime: Script
+    breakdown: Script
+    history: Script
 
 
 NAMES = HotScripts._fields + AdminScripts._fields
+# Lua has no modules inside Redis: shared functions are pasted in where a script asks.
+INCLUDE = "-- include: "
 
 
 def lua_dir() -> Traversable:
@@ -38,7 +42,11 @@ def lua_dir() -> Traversable:
 
 
 def source(name: str) -> str:
-    return (lua_dir() / f"{name}.lua").read_text(encoding="utf-8")
+    """A script's text, each `-- include: lib/NAME` line replaced by that file."""
+    lines = (lua_dir() / f"{name}.lua").read_text(encoding="utf-8").splitlines(keepends=True)
+    return "".join(
+        source(line[len(INCLUDE) :].strip()) if line.startswith(INCLUDE) else line for line in lines
+    )
 
 
 def hot() -> HotScripts:

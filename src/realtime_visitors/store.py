@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -25,8 +25,13 @@ T = TypeVar("T")
 # Expired members removed per script call at most, so that one call stays short
 # when a large share of a big set expires at once; the count never depends on it.
 TRIM_BUDGET = 1000
+# A breakdown read trims before it counts, with a larger budget: it is exact as long
+# as fewer visitors than this left since the last pageview (see README, Storage).
+READ_TRIM_BUDGET = 10 * TRIM_BUDGET
 # Failed authentications are counted per client address over this many ms.
 FAILURE_WINDOW_MS = 60_000
+# Minutes of per-minute history kept: a day.
+HISTORY_MINUTES = 1440
 
 
 class PageviewStatus(IntEnum):
@@ -46,6 +51,8 @@ class RealtimeStatus(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class RealtimeResult:
+    """A read's answer; a breakdown's items or a history's minutes ride along in `rows`."""
+
     status: RealtimeStatus
     visitors: int
     limit: int
@@ -53,6 +60,15 @@ class RealtimeResult:
     reset_ms: int
     retry_ms: int
     now_ms: int
+    rows: tuple[Any, ...] = ()
+
+    @classmethod
+    def of(cls, reply: list[Any]) -> RealtimeResult:
+        status, visitors, limit, remaining, reset_ms, retry_ms, now_ms, *rows = reply
+        return cls(
+            RealtimeStatus(status), visitors, limit, remaining, reset_ms, retry_ms, now_ms,
+            tuple(rows),
+        )  # fmt: skip
 
 
 class Visitor(NamedTuple):
@@ -61,6 +77,14 @@ class Visitor(NamedTuple):
     mode: str
     who: str = ""
     agent: str = ""
+
+
+class Where(NamedTuple):
+    """Where a pageview was: its page's path, its visit's source, the visitor's country."""
+
+    page: str
+    source: str = "direct"
+    country: str = "unknown"
 
 
 def connect(url: str, timeout: float) -> Redis:
@@ -96,30 +120,75 @@ class Store:
         except RedisError as exc:
             raise StorageError(str(exc)) from exc
 
-    async def pageview(self, website_id: str, visitor: Visitor, client: str) -> PageviewStatus:
+    async def pageview(
+        self, website_id: str, visitor: Visitor, client: str, where: Where
+    ) -> PageviewStatus:
         keys = site_keys(website_id)
         fresh_salt = secrets.token_hex(16) if visitor.mode == "a" else ""
         status = await self.connection.call(
             self._hot.pageview,
-            (keys.site, keys.visitors, keys.salt, client_keys(website_id, client).new_visitors),
+            (
+                keys.site, keys.visitors, keys.salt, client_keys(website_id, client).new_visitors,
+                keys.details, keys.pages, keys.by_page, keys.by_source, keys.by_country,
+                keys.history,
+            ),
             (
                 self._window, visitor.mode, visitor.who, visitor.agent, fresh_salt,
-                TRIM_BUDGET, self._visitor_cap,
+                TRIM_BUDGET, self._visitor_cap, where.page, where.source, where.country,
+                HISTORY_MINUTES,
             ),
         )  # fmt: skip
         return PageviewStatus(status)
 
-    async def realtime(self, website_id: str, token: str, client: str) -> RealtimeResult:
+    async def realtime(
+        self,
+        website_id: str,
+        token: str,
+        client: str,
+        path: str | None = None,
+        window_ms: int | None = None,
+    ) -> RealtimeResult:
+        """Visitors now, on one page's path if given, within window_ms if given."""
         keys = site_keys(website_id)
         reply = await self.connection.call(
             self._hot.realtime,
-            (keys.site, keys.visitors, client_keys(website_id, client).failures),
+            (keys.site, keys.visitors, client_keys(website_id, client).failures, keys.pages),
             (
-                self._window, digest(token), self._max_failures, FAILURE_WINDOW_MS,
-                *self._plan_args,
+                window_ms or self._window, digest(token), self._max_failures, FAILURE_WINDOW_MS,
+                path or "", *self._plan_args,
             ),
         )  # fmt: skip
-        return RealtimeResult(RealtimeStatus(reply[0]), *reply[1:])
+        return RealtimeResult.of(reply)
+
+    async def breakdown(
+        self, website_id: str, token: str, client: str, by: str, limit: int
+    ) -> RealtimeResult:
+        """Visitors now, and the `limit` values of `by` with the most: rows (value, n, ...)."""
+        keys = site_keys(website_id)
+        reply = await self.connection.call(
+            self._hot.breakdown,
+            (
+                keys.site, keys.visitors, client_keys(website_id, client).failures,
+                keys.details, keys.pages, keys.by_page, keys.by_source, keys.by_country,
+            ),
+            (
+                self._window, digest(token), self._max_failures, FAILURE_WINDOW_MS, by, limit,
+                READ_TRIM_BUDGET, *self._plan_args,
+            ),
+        )  # fmt: skip
+        return RealtimeResult.of(reply)
+
+    async def history(
+        self, website_id: str, token: str, client: str, minutes: int
+    ) -> RealtimeResult:
+        """The last `minutes` minutes, oldest first: rows (pageviews, visitors, ...)."""
+        keys = site_keys(website_id)
+        reply = await self.connection.call(
+            self._hot.history,
+            (keys.site, keys.visitors, client_keys(website_id, client).failures, keys.history),
+            (minutes, digest(token), self._max_failures, FAILURE_WINDOW_MS, *self._plan_args),
+        )
+        return RealtimeResult.of(reply)
 
     async def ready(self) -> None:
         """Redis answers and the hot scripts are loaded (loaded here if they were not)."""
