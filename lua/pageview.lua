@@ -86,14 +86,21 @@ end
 local at = now
 if last and last > now then at = last end
 local known = last and redis.call('HGET', details, member)
+-- Whether this call may have created a key (a first value, a first visitor), which
+-- must then get its expiry.
+local created = false
 if here and known then
   -- The same visit: it keeps its source and country and moves to this page.
   local was
   country, source, was = split(known)
-  redis.call('ZREM', pages, entry(was, last, member))
+  if was ~= page or at ~= last then
+    -- Added before the old entry goes, so that the set is never empty for a moment.
+    redis.call('ZADD', pages, 0, entry(page, at, member))
+    redis.call('ZREM', pages, entry(was, last, member))
+  end
   if was ~= page then
     bump(by_page, was, -1)
-    bump(by_page, page, 1)
+    created = bump(by_page, page, 1) == 1
     redis.call('HSET', details, member, country .. '\t' .. source .. '\t' .. page)
   end
 else
@@ -103,8 +110,9 @@ else
   bump(by_source, source, 1)
   bump(by_country, country, 1)
   redis.call('HSET', details, member, country .. '\t' .. source .. '\t' .. page)
+  redis.call('ZADD', pages, 0, entry(page, at, member))
+  created = true
 end
-redis.call('ZADD', pages, 0, entry(page, at, member))
 redis.call('ZADD', visitors, at, member)
 
 -- Per minute: pageviews, and visitors whose first pageview of the minute this is.
@@ -124,9 +132,14 @@ end
 
 trim(now, window, budget)
 -- An idle website's keys disappear by themselves once its last visitor has left: one
--- window after the latest score, which after a clock step backward may lie ahead.
-local latest = redis.call('ZRANGE', visitors, -1, -1, 'WITHSCORES')[2]
-local expiry = math.max(now, tonumber(latest)) + window
-for i = 5, 9 do redis.call('PEXPIREAT', KEYS[i], expiry) end
-redis.call('PEXPIREAT', visitors, expiry)
+-- window after the latest score (which after a clock step backward may lie ahead),
+-- rounded up to a whole second, so that a busy second sets the expiry once, not at
+-- every pageview. Expiries only move forward: the latest score is the largest `at`.
+local expiry = math.ceil((at + window) / 1000) * 1000
+local current = redis.call('PEXPIRETIME', visitors)  -- -1 when it has none
+if created or current < expiry then
+  expiry = math.max(expiry, current)
+  redis.call('PEXPIREAT', visitors, expiry)
+  for i = 5, 9 do redis.call('PEXPIREAT', KEYS[i], expiry) end
+end
 return 1

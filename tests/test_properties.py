@@ -467,10 +467,10 @@ class Lab:
                 assert seen.visitors_at == model.visitors_at
             else:
                 # The set disappears by itself when its last visitor has left (give or
-                # take the script's run).
+                # take the script's run), rounded up to a whole second.
                 earliest = last
                 latest = max(last, hi)
-                assert earliest + WINDOW - 1 <= seen.visitors_at <= latest + WINDOW, "set expiry"
+                assert earliest + WINDOW - 1 <= seen.visitors_at <= latest + WINDOW + 999, "expiry"
             model.visitors_at = seen.visitors_at
         adopt(model.counter, seen.counter, seen.counter_at, WINDOW, lo, hi)
         adopt(model.failures, seen.failures, seen.failures_at, FAILURE_WINDOW, lo, hi)

@@ -18,11 +18,12 @@ local function split(kept)
   return string.sub(kept, 1, a - 1), string.sub(kept, a + 1, b - 1), string.sub(kept, b + 1)
 end
 
+-- Returns the value's new count.
 local function bump(counts, value, by)
+  local count = tonumber(redis.call('ZINCRBY', counts, by, value))
   -- A value nobody is on any more is dropped: the zsets hold only what is live.
-  if tonumber(redis.call('ZINCRBY', counts, by, value)) <= 0 then
-    redis.call('ZREM', counts, value)
-  end
+  if count <= 0 then redis.call('ZREM', counts, value) end
+  return count
 end
 
 -- The visitor leaves every breakdown (not the visitors zset: the caller's job).
