@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import math
 import os
 import random
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +18,16 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
-from realtime_visitors import scripts
+from realtime_visitors import scripts, store
 from realtime_visitors.keys import ClientKeys, SiteKeys, client_keys, site_keys
+from realtime_visitors.store import HISTORY_MINUTES, Where
 from realtime_visitors.tokens import digest, new_token
 
 from .common import Figure, median, percentile, time_calls
 
-# ARGV as the headers of lua/pageview.lua and lua/realtime.lua document them.
+# KEYS and ARGV as the headers of lua/pageview.lua and lua/realtime.lua document them.
 WINDOW_MS = 180_000
-TRIM_BUDGET = 1_000
+TRIM_BUDGET = store.TRIM_BUDGET  # as the service calls the script
 MAX_FAILURES = 10
 # A plan whose hourly limit no benchmark can spend, so the rate limit never answers.
 PLAN = "bench"
@@ -34,6 +36,12 @@ PLANS_ENV = f"{PLAN}={PLAN_LIMIT}"
 
 ZADD_CHUNK = 10_000  # members per ZADD
 PAGEVIEW_BATCH = 5_000  # EVALSHA per pipeline
+HOME = Where("/")  # where a pageview is when a scenario does not care
+
+# Where the visitors of the breakdown scenarios are (`spread`): 10,000 paths, 500 sources
+# and 200 countries, each as popular as 1/rank (Zipf). The peers' SQL in
+# bench/toppages.py draws its paths the same way.
+PATHS, SOURCES, COUNTRIES = 10_000, 500, 200
 
 
 def log(message: str) -> None:
@@ -57,20 +65,24 @@ class Website:
 
     @property
     def realtime_keys(self) -> list[str]:
-        return [self.keys.site, self.keys.visitors, self.client.failures]
+        return [self.keys.site, self.keys.visitors, self.client.failures, self.keys.pages]
 
     @property
     def realtime_args(self) -> list[str | int]:
-        return [WINDOW_MS, digest(self.token), MAX_FAILURES, 60_000, PLAN, PLAN_LIMIT]
+        # ARGV[5] "": every visitor of the website, not one page's.
+        return [WINDOW_MS, digest(self.token), MAX_FAILURES, 60_000, "", PLAN, PLAN_LIMIT]
 
     @property
     def pageview_keys(self) -> list[str]:
-        return [self.keys.site, self.keys.visitors, self.keys.salt, self.client.new_visitors]
+        k = self.keys
+        return [k.site, k.visitors, k.salt, self.client.new_visitors, k.details, k.pages,
+                k.by_page, k.by_source, k.by_country, k.history]  # fmt: skip
 
-    def pageview_args(self, visitor_id: str) -> list[str | int]:
+    def pageview_args(self, visitor_id: str, where: Where = HOME) -> list[str | int]:
         # Mode "v": ARGV[4] (User-Agent) and ARGV[5] (fresh salt) are unused but keep
         # their positions. Every call comes from one "client": no per-address cap.
-        return [WINDOW_MS, "v", visitor_id, "", "unused", TRIM_BUDGET, 0]
+        return [WINDOW_MS, "v", visitor_id, "", "unused", TRIM_BUDGET, 0, *where,
+                HISTORY_MINUTES]  # fmt: skip
 
 
 def create_website(client: redis.Redis, website_id: str) -> Website:
@@ -141,11 +153,46 @@ def call_pageview(pv: Script, site: Website, visitor_id: str) -> None:
         raise RuntimeError(f"pageview script did not count for {site.website_id}")
 
 
-def pageviews(client: redis.Redis, pv: Script, site: Website, start: int, count: int) -> None:
-    """Pageviews of visitors bench-<start> .. bench-<start+count-1>, pipelined."""
+def _names(template: str, n: int) -> list[str]:
+    return [template.format(k) for k in range(n)]
+
+
+def _log_uniform(n: int) -> list[float]:
+    """Cumulative weights of ranks 0 .. n-1 drawn as floor((n+1)^u) - 1, u uniform in
+    [0, 1): rank k about 1/(k+1) as often as rank 0."""
+    return [math.log(k + 2) / math.log(n + 1) for k in range(n)]
+
+
+PAGE_NAMES, PAGE_WEIGHTS = _names("/page/{}", PATHS), _log_uniform(PATHS)
+SOURCE_NAMES, SOURCE_WEIGHTS = _names("source-{}.example", SOURCES), _log_uniform(SOURCES)
+COUNTRY_NAMES = [chr(65 + k // 26) + chr(65 + k % 26) for k in range(COUNTRIES)]
+COUNTRY_WEIGHTS = _log_uniform(COUNTRIES)
+
+
+def spread(seed: int, count: int) -> list[Where]:
+    """Where `count` visitors are: a path, a source and a country each, Zipf-distributed;
+    the same for the same seed."""
+    rng = random.Random(seed)
+    pages = rng.choices(PAGE_NAMES, cum_weights=PAGE_WEIGHTS, k=count)
+    sources = rng.choices(SOURCE_NAMES, cum_weights=SOURCE_WEIGHTS, k=count)
+    countries = rng.choices(COUNTRY_NAMES, cum_weights=COUNTRY_WEIGHTS, k=count)
+    return list(map(Where, pages, sources, countries))
+
+
+def pageviews(
+    client: redis.Redis,
+    pv: Script,
+    site: Website,
+    start: int,
+    count: int,
+    wheres: Sequence[Where] = (),
+) -> None:
+    """Pageviews of visitors bench-<start> .. bench-<start+count-1>, pipelined; the n-th
+    visitor's at wheres[n] (at HOME without wheres)."""
     pipe = client.pipeline(transaction=False)
-    for i in range(start, start + count):
-        pv(keys=site.pageview_keys, args=site.pageview_args(f"bench-{i}"), client=pipe)
+    for n, i in enumerate(range(start, start + count)):
+        where = wheres[n] if wheres else HOME
+        pv(keys=site.pageview_keys, args=site.pageview_args(f"bench-{i}", where), client=pipe)
         if len(pipe) >= PAGEVIEW_BATCH:
             _all_counted(pipe.execute())
     _all_counted(pipe.execute())

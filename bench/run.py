@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import ceiling, crawlers, growth, http, lag, memory, peers
+from . import ceiling, crawlers, growth, http, lag, memory, peers, toppages
 from .common import Figure
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -32,6 +32,7 @@ SCENARIOS: dict[str, Callable[[Path, bool], list[Figure]]] = {
     "ceiling": ceiling.run,
     "lag": lag.run,
     "crawlers": crawlers.run,
+    "toppages": toppages.run,
 }
 
 
