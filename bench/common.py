@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from realtime_visitors.admin.sites import SiteError, Sites
 from realtime_visitors.config import Settings
-from realtime_visitors.sites import SiteError, Sites
-from realtime_visitors.store import Store
+from realtime_visitors.storage.store import Store
 
 
 @dataclass

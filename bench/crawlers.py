@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from realtime_visitors import crawlers
+from realtime_visitors.tracking import crawlers
 
 from .common import Figure, median
 

@@ -18,10 +18,10 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
-from realtime_visitors import scripts, store
-from realtime_visitors.keys import ClientKeys, SiteKeys, client_keys, site_keys
-from realtime_visitors.store import HISTORY_MINUTES, Where
-from realtime_visitors.tokens import digest, new_token
+from realtime_visitors.storage import scripts, store
+from realtime_visitors.storage.keys import ClientKeys, SiteKeys, client_keys, site_keys
+from realtime_visitors.storage.store import HISTORY_MINUTES, Where
+from realtime_visitors.storage.tokens import digest, new_token
 
 from .common import Figure, median, percentile, time_calls
 

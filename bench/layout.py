@@ -20,9 +20,9 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
-from realtime_visitors.connection import pack
-from realtime_visitors.keys import website_pattern
-from realtime_visitors.store import HISTORY_MINUTES, Where
+from realtime_visitors.storage.connection import pack
+from realtime_visitors.storage.keys import website_pattern
+from realtime_visitors.storage.store import HISTORY_MINUTES, Where
 
 from . import fixtures as fx
 

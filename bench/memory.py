@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from realtime_visitors.keys import website_pattern
+from realtime_visitors.storage.keys import website_pattern
 
 from . import fixtures as fx
 from . import layout

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from realtime_visitors import embedded
+from realtime_visitors.storage import embedded
 
 BIN = Path(sys.executable).parent
 

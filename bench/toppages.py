@@ -32,7 +32,7 @@ from typing import Any
 import redis
 
 from realtime_visitors.config import Settings
-from realtime_visitors.store import RealtimeResult, RealtimeStatus, Store
+from realtime_visitors.storage.store import RealtimeResult, RealtimeStatus, Store
 
 from . import fixtures as fx
 from . import layout

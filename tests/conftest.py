@@ -18,11 +18,11 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from realtime_visitors import embedded
+from realtime_visitors.admin.sites import Sites
 from realtime_visitors.app import create_app
 from realtime_visitors.config import Settings
-from realtime_visitors.sites import Sites
-from realtime_visitors.store import Store
+from realtime_visitors.storage import embedded
+from realtime_visitors.storage.store import Store
 
 T = TypeVar("T")
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import redis
 from starlette.testclient import TestClient
 
-from realtime_visitors.keys import site_keys
+from realtime_visitors.storage.keys import site_keys
 
 Site = Callable[..., tuple[str, str]]
 

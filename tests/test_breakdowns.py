@@ -11,7 +11,7 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from realtime_visitors.keys import site_keys
+from realtime_visitors.storage.keys import site_keys
 
 from .test_properties import member_of
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 from starlette.testclient import TestClient
 
 from realtime_visitors.cli import main
-from realtime_visitors.keys import site_keys
+from realtime_visitors.storage.keys import site_keys
 
 from .conftest import unique_id
 

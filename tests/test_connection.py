@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import pytest
 import redis
 
-from realtime_visitors.connection import Connection, Script, StorageError
+from realtime_visitors.storage.connection import Connection, Script, StorageError
 
 from .conftest import unique_id
 

@@ -14,9 +14,9 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from realtime_visitors import embedded
 from realtime_visitors.cli import main
-from realtime_visitors.embedded import EmbeddedError, EmbeddedServer
+from realtime_visitors.storage import embedded
+from realtime_visitors.storage.embedded import EmbeddedError, EmbeddedServer
 
 from .conftest import unique_id
 

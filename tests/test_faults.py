@@ -21,9 +21,9 @@ import httpx
 import pytest
 import redis
 
-from realtime_visitors import embedded
 from realtime_visitors.config import Settings
-from realtime_visitors.keys import site_keys
+from realtime_visitors.storage import embedded
+from realtime_visitors.storage.keys import site_keys
 
 from .conftest import run_admin, unique_id
 from .test_live_server import serve

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import redis
 
-from realtime_visitors import embedded
+from realtime_visitors.storage import embedded
 
 CLI = Path(sys.executable).parent / "realtime-visitors"
 START_TIMEOUT = 15.0

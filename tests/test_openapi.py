@@ -33,10 +33,11 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from realtime_visitors import fastlane, keys, routes
 from realtime_visitors.app import create_app
 from realtime_visitors.config import DEFAULT_PLANS, Settings
-from realtime_visitors.openapi import WEBSITE_ID, document
+from realtime_visitors.http import fastlane, routes
+from realtime_visitors.http.openapi import WEBSITE_ID, document
+from realtime_visitors.storage import keys
 
 Site = Callable[..., tuple[str, str]]
 Answer = tuple[str, int, str | None]  # path, status, error message

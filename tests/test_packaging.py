@@ -7,7 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from realtime_visitors import scripts
+from realtime_visitors.storage import scripts
 
 
 def test_wheel_ships_lua_and_finds_it(tmp_path: Path, repo_root: Path) -> None:
@@ -29,7 +29,7 @@ def test_wheel_ships_lua_and_finds_it(tmp_path: Path, repo_root: Path) -> None:
         check=True,
     )  # fmt: skip
     found = subprocess.run(
-        [sys.executable, "-c", "from realtime_visitors import scripts; print(scripts.lua_dir())"],
+        [sys.executable, "-c", f"from {scripts.__name__} import lua_dir; print(lua_dir())"],
         env={"PYTHONPATH": str(target)},
         capture_output=True,
         text=True,

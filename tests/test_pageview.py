@@ -9,7 +9,7 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from realtime_visitors.keys import site_keys
+from realtime_visitors.storage.keys import site_keys
 
 from .conftest import unique_id
 

@@ -25,9 +25,9 @@ import redis
 from hypothesis import assume, example, given, note, settings
 from hypothesis import strategies as st
 
-from realtime_visitors import scripts
-from realtime_visitors.keys import client_keys, site_keys
-from realtime_visitors.tokens import digest, new_token
+from realtime_visitors.storage import scripts
+from realtime_visitors.storage.keys import client_keys, site_keys
+from realtime_visitors.storage.tokens import digest, new_token
 
 from .conftest import unique_id
 

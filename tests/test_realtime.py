@@ -10,8 +10,8 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from realtime_visitors.keys import site_keys
-from realtime_visitors.routes import AUTH_ERROR
+from realtime_visitors.http.routes import AUTH_ERROR
+from realtime_visitors.storage.keys import site_keys
 
 from .conftest import unique_id
 

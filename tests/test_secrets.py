@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from realtime_visitors import embedded
+from realtime_visitors.storage import embedded
 
 from .test_live_server import CLI, serve
 

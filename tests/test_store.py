@@ -14,10 +14,10 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from realtime_visitors import embedded, scripts, store
 from realtime_visitors.config import Settings
-from realtime_visitors.keys import site_keys
-from realtime_visitors.store import RealtimeStatus, Store, Visitor, Where
+from realtime_visitors.storage import embedded, scripts, store
+from realtime_visitors.storage.keys import site_keys
+from realtime_visitors.storage.store import RealtimeStatus, Store, Visitor, Where
 
 from .conftest import run_admin, unique_id
 
@@ -240,8 +240,8 @@ def test_an_outage_logs_a_line_a_second_not_one_per_request(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from realtime_visitors import fastlane
     from realtime_visitors.app import create_app
+    from realtime_visitors.http import fastlane
 
     # Forget any line an earlier test logged within the last second.
     monkeypatch.setitem(fastlane._unavailable, "logged_at", 0.0)

@@ -30,11 +30,11 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, Request, sync_playwright
 from starlette.testclient import TestClient
 
-from realtime_visitors import tracker
+from realtime_visitors.http import tracker
 
 from .test_live_server import Live, serve
 
-SOURCE = Path(tracker.__file__).parent / "web" / "script.js"
+SOURCE = Path(tracker.__file__).parents[1] / "web" / "script.js"
 MAX_GZIPPED = 1000
 PAGEVIEW = "/api/v1/pageview"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

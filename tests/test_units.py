@@ -10,14 +10,15 @@ from pathlib import Path
 import fakeredis
 import pytest
 
-from realtime_visitors import crawlers, scripts
+from realtime_visitors.admin.sites import SiteError, Sites
 from realtime_visitors.config import DEFAULT_PLANS, ConfigError, Settings
-from realtime_visitors.keys import is_valid_website_id, site_keys, website_id_of_site_key
-from realtime_visitors.routes import bearer_token, iso_timestamp
-from realtime_visitors.sites import SiteError, Sites
-from realtime_visitors.store import Store
-from realtime_visitors.tokens import digest, new_token
-from realtime_visitors.visitors import client_ip, identify
+from realtime_visitors.http.routes import bearer_token, iso_timestamp
+from realtime_visitors.storage import scripts
+from realtime_visitors.storage.keys import is_valid_website_id, site_keys, website_id_of_site_key
+from realtime_visitors.storage.store import Store
+from realtime_visitors.storage.tokens import digest, new_token
+from realtime_visitors.tracking import crawlers
+from realtime_visitors.tracking.visitors import client_ip, identify
 
 
 def test_settings_defaults() -> None:

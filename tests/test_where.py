@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from realtime_visitors.where import MAX_PATH, country_of, locate, page_of, source_of
+from realtime_visitors.tracking.where import MAX_PATH, country_of, locate, page_of, source_of
 
 
 @pytest.mark.parametrize(

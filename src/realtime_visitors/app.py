@@ -14,14 +14,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from . import openapi, tracker
 from .config import Settings
-from .connection import StorageError
-from .cors import CORSMiddleware, CorsPolicy
-from .fastlane import FastLane, log_unavailable
-from .responses import JSONResponse, error
-from .routes import Breakdown, History, Pageview, Realtime
-from .store import Store
+from .http import openapi, tracker
+from .http.cors import CORSMiddleware, CorsPolicy
+from .http.fastlane import FastLane, log_unavailable
+from .http.responses import JSONResponse, error
+from .http.routes import Breakdown, History, Pageview, Realtime
+from .storage import StorageError, Store
 
 log = logging.getLogger("realtime_visitors")
 

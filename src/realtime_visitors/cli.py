@@ -14,11 +14,9 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from . import embedded
+from .admin import Site, SiteError, Sites
 from .config import ConfigError, Settings
-from .connection import StorageError
-from .sites import Site, SiteError, Sites
-from .store import Store
+from .storage import StorageError, Store, embedded
 
 T = TypeVar("T")
 

@@ -38,7 +38,7 @@ def lua_dir() -> Traversable:
     packaged = files("realtime_visitors") / "lua"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parents[2] / "lua"
+    return Path(__file__).resolve().parents[3] / "lua"
 
 
 def source(name: str) -> str:

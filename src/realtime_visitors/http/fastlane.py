@@ -15,8 +15,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..storage.connection import StorageError
 from .asgi import NOSNIFF, error_body, respond
-from .connection import StorageError
 from .cors import CorsPolicy
 
 log = logging.getLogger("realtime_visitors")

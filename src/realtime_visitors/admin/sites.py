@@ -6,15 +6,15 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .keys import (
+from ..storage.keys import (
     SITE_PATTERN,
     is_valid_website_id,
     site_keys,
     website_id_of_site_key,
     website_pattern,
 )
-from .store import Store
-from .tokens import DIGEST_LENGTH, digest, new_token, new_token_id
+from ..storage.store import Store
+from ..storage.tokens import DIGEST_LENGTH, digest, new_token, new_token_id
 
 
 class SiteError(Exception):

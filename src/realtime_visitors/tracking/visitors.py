@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 
-from .config import IPNetwork
+from ..config import IPNetwork
+from ..storage.store import Visitor
 from .crawlers import MAX_AGENT, is_crawler
-from .store import Visitor
 
 MAX_VISITOR_ID = 128
 

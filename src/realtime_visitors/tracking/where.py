@@ -9,7 +9,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from iptocc import country_code
 
-from .store import Where
+from ..storage.store import Where
 
 MAX_PATH = 256  # bytes
 MAX_HOST = 253  # bytes: the longest DNS name

@@ -14,8 +14,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from ..config import Settings
 from . import scripts
-from .config import Settings
 from .connection import Connection, StorageError
 from .keys import client_keys, site_keys
 from .tokens import digest

@@ -15,7 +15,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import __version__
+from .. import __version__
+from ..tracking.visitors import MAX_VISITOR_ID
 from .fastlane import UNAVAILABLE
 from .routes import (
     ACCEPTED,
@@ -36,7 +37,6 @@ from .routes import (
     TOO_LARGE,
     TOO_MANY_FAILURES,
 )
-from .visitors import MAX_VISITOR_ID
 
 Schema = dict[str, Any]
 

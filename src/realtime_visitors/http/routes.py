@@ -10,12 +10,12 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from ..config import Settings
+from ..storage.keys import WEBSITE_ID, is_valid_website_id
+from ..storage.store import HISTORY_MINUTES, PageviewStatus, RealtimeResult, RealtimeStatus, Store
+from ..tracking.visitors import MAX_VISITOR_ID, client_ip, client_tag, identify
+from ..tracking.where import locate, page_of
 from .asgi import BodyTooLarge, error_body, header, read_body, respond
-from .config import Settings
-from .keys import WEBSITE_ID, is_valid_website_id
-from .store import HISTORY_MINUTES, PageviewStatus, RealtimeResult, RealtimeStatus, Store
-from .visitors import MAX_VISITOR_ID, client_ip, client_tag, identify
-from .where import locate, page_of
 
 AUTH_ERROR = "Missing or invalid authorization header. Expected: Bearer <token>"
 MAX_BODY = 16 * 1024

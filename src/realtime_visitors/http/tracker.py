@@ -18,7 +18,7 @@ MEDIA_TYPE = "text/javascript; charset=utf-8"
 CACHE_CONTROL = "public, max-age=3600"
 
 # Read once at import: a wheel that lacks the file fails at start, not on a request.
-BODY = (files(__package__) / "web" / "script.js").read_bytes()
+BODY = (files("realtime_visitors") / "web" / "script.js").read_bytes()
 # Strong: the same bytes, always the same tag, whichever process answers.
 ETAG = '"' + hashlib.sha256(BODY).hexdigest()[:32] + '"'
 # No CORS header of its own: a <script> tag needs none, and a `crossorigin` one gets

@@ -1,0 +1,1 @@
+"""HTTP: the endpoints, the fast lane in front of Starlette, CORS, the OpenAPI document."""
