@@ -100,11 +100,14 @@ def website_strings(raw: redis.Redis, website_id: str) -> list[str]:
     return found
 
 
-def test_create_json_prints_id_token_and_plan(cli: Cli, created: list[str]) -> None:
+def test_create_json_prints_id_token_its_id_and_plan(cli: Cli, created: list[str]) -> None:
     website_id = unique_id()
     created.append(website_id)
     out = json_of(cli("sites", "create", "--id", website_id, "--json"))
-    assert set(out) == {"websiteId", "token", "plan"}
+    assert set(out) == {"websiteId", "token", "tokenId", "plan"}
+    # The id is the one `tokens list` shows and `tokens revoke` takes.
+    listed = json_of(cli("tokens", "list", website_id, "--json"))
+    assert [item["tokenId"] for item in listed] == [out["tokenId"]]
     assert out["websiteId"] == website_id
     assert out["plan"] == "free"
     assert TOKEN.fullmatch(out["token"]), out["token"]

@@ -7,14 +7,14 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, TypeVar
 
 import click
 import orjson
 
-from .admin import Site, SiteError, Sites
+from .admin import SiteError, Sites
+from .admin.views import created_site_json, iso, new_token_json, site_json, token_json
 from .config import ConfigError, Settings
 from .storage import StorageError, Store, embedded
 
@@ -70,19 +70,6 @@ def run_admin(action: Callable[[Sites], Awaitable[T]]) -> T:
 
 def emit_json(data: Any) -> None:
     click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
-
-
-def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def site_json(site: Site) -> dict[str, Any]:
-    return {
-        "websiteId": site.website_id,
-        "name": site.name,
-        "plan": site.plan,
-        "created": iso(site.created_ms),
-    }
 
 
 @click.group()
@@ -155,7 +142,7 @@ def sites_create(website_id: str | None, name: str, plan: str, as_json: bool) ->
     """Create a website and its first API token (shown once)."""
     site, token = run_admin(lambda s: s.create(website_id, name, plan))
     if as_json:
-        emit_json({"websiteId": site.website_id, "token": token.token, "plan": site.plan})
+        emit_json(created_site_json(site, token))
         return
     click.echo(f"Created website {site.website_id} ({site.name}, plan {site.plan}).")
     click.echo(f"API token {token.token_id}, shown only this once, keep it safe:")
@@ -218,7 +205,7 @@ def tokens_create(website_id: str, as_json: bool) -> None:
     """Add an API token (shown once); the old ones keep working until revoked."""
     token = run_admin(lambda s: s.create_token(website_id))
     if as_json:
-        emit_json({"websiteId": website_id, "tokenId": token.token_id, "token": token.token})
+        emit_json(new_token_json(website_id, token))
         return
     click.echo(f"API token {token.token_id}, shown only this once, keep it safe:")
     click.echo(f"  {token.token}")
@@ -231,7 +218,7 @@ def tokens_list(website_id: str, as_json: bool) -> None:
     """List a website's tokens by id and creation time (never the secrets)."""
     infos = run_admin(lambda s: s.list_tokens(website_id))
     if as_json:
-        emit_json([{"tokenId": i.token_id, "created": iso(i.created_ms)} for i in infos])
+        emit_json([token_json(info) for info in infos])
         return
     for info in infos:
         click.echo(f"{info.token_id}\t{iso(info.created_ms)}")

@@ -1,0 +1,40 @@
+"""The JSON of websites and tokens: one shape for the command line's --json and the
+admin API, so the two cannot drift."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from .sites import NewToken, Site, TokenInfo
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def site_json(site: Site) -> dict[str, Any]:
+    return {
+        "websiteId": site.website_id,
+        "name": site.name,
+        "plan": site.plan,
+        "created": iso(site.created_ms),
+    }
+
+
+def created_site_json(site: Site, token: NewToken) -> dict[str, Any]:
+    """A new website with its first token: the secret, shown this once."""
+    return {
+        "websiteId": site.website_id,
+        "token": token.token,
+        "tokenId": token.token_id,
+        "plan": site.plan,
+    }
+
+
+def new_token_json(website_id: str, token: NewToken) -> dict[str, Any]:
+    return {"websiteId": website_id, "tokenId": token.token_id, "token": token.token}
+
+
+def token_json(info: TokenInfo) -> dict[str, Any]:
+    return {"tokenId": info.token_id, "created": iso(info.created_ms)}
