@@ -91,9 +91,11 @@ class Sites:
     async def set_plan(self, website_id: str, plan: str) -> None:
         keys = site_keys(self._checked(website_id))
         self._check_plan(plan)
-        done = await self.store.call(
-            self.store.scripts.site_set(keys=[keys.site], args=["plan", plan])
-        )
+        # The smallest plan first: site_plan.lua, like the reads, gives its limit to a
+        # plan no longer configured.
+        plans = sorted(self.plans.items(), key=lambda item: item[1])
+        args = [plan, *(str(value) for pair in plans for value in pair)]
+        done = await self.store.call(self.store.scripts.site_plan(keys=[keys.site], args=args))
         if not done:
             raise SiteError(f"website {website_id!r} not found")
 

@@ -15,7 +15,7 @@ from .connection import Script
 
 class AdminScripts(NamedTuple):
     site_create: AsyncScript
-    site_set: AsyncScript
+    site_plan: AsyncScript
     token_create: AsyncScript
     token_revoke: AsyncScript
 
