@@ -173,3 +173,47 @@ def test_stale_socket_path_does_not_prevent_starting(
     server = start(data_dir)
     assert server.owned
     assert ping(server)
+
+
+def test_a_store_whose_owner_died_is_adopted_and_stopped(
+    data_dir: Path, start: Callable[[Path], EmbeddedServer]
+) -> None:
+    # A command that started the store and died without stopping it (kill -9, or a
+    # terminal closed under it): its process id is no longer running.
+    orphan_maker = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    first = start(data_dir)
+    (data_dir / embedded.OWNER_NAME).write_text(f"{orphan_maker.stdout.strip()} gone\n")
+    assert not first.owned
+
+    adopter = start(data_dir)
+    assert adopter.owned
+    adopter.stop()
+    assert not adopter.alive(), "the adopted store outlived the command that adopted it"
+
+
+def test_a_short_command_never_stops_the_store_under_serve(data_dir: Path) -> None:
+    short = embedded.ensure(data_dir)  # a short command starts the store
+    assert short.owned
+    # `serve`, in a process of its own, reuses it and takes it over.
+    serve_like = subprocess.Popen(
+        [
+            sys.executable, "-c",
+            "import sys; from pathlib import Path; from realtime_visitors.storage import embedded;"
+            "server = embedded.ensure(Path(sys.argv[1]), take_over=True);"
+            "print(server.owned, flush=True); sys.stdin.readline(); server.stop()",
+            str(data_dir),
+        ],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert serve_like.stdout is not None
+        assert serve_like.stdout.readline().strip() == "True"
+        assert not short.owned
+        short.stop()  # the short command exits
+        assert short.alive(), "a short command stopped the store that serve uses"
+    finally:
+        serve_like.communicate("\n", timeout=30)
+    assert not short.alive(), "serve did not stop the store it took over"

@@ -61,10 +61,10 @@ class Live:
     process: subprocess.Popen[bytes]
     log: Path
 
-    def stop(self) -> int | None:
+    def stop(self, signum: int = signal.SIGTERM) -> int | None:
         """SIGTERM, as a service manager sends it; the exit code, or None if it hung."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signum)
         try:
             return self.process.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -218,12 +218,14 @@ def test_sigterm_stops_the_server_with_exit_code_0(redis_url: str, tmp_path: Pat
     assert server.stop() == 0, server.log.read_text()
 
 
-def test_sigterm_also_stops_the_embedded_store(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_also_stops_the_embedded_store(tmp_path: Path, signum: int) -> None:
+    # SIGHUP is what closing the terminal sends.
     socket_path = tmp_path / embedded.SOCKET_NAME
     server = serve(tmp_path / "serve.log", RTV_DATA_DIR=str(tmp_path))
     assert embedded.is_alive(socket_path)
     assert httpx.get(f"{server.base_url}/api/v1/realtime").status_code == 401
-    code = server.stop()
+    code = server.stop(signum)
     orphaned = embedded.is_alive(socket_path)
     if orphaned:  # stop what the failure left behind before reporting it
         with redis.Redis(unix_socket_path=str(socket_path)) as client:

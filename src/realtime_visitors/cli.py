@@ -36,7 +36,9 @@ def redis_url(config: Settings, supervise: bool = False) -> Iterator[str]:
         yield config.redis_url
         return
     try:
-        server = embedded.ensure(config.data_dir)
+        # `serve` takes the store over: a short command that started it must not stop
+        # it under `serve` when it exits.
+        server = embedded.ensure(config.data_dir, take_over=supervise)
     except embedded.EmbeddedError as exc:
         raise click.ClickException(str(exc)) from exc
     if supervise:
@@ -92,6 +94,9 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     # SIGINT's would end it with "Aborted!" and status 1. Both are a normal stop.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, exit_cleanly)
+    # SIGHUP (the terminal closed) ends `serve` as SIGTERM does: uvicorn shuts down
+    # gracefully on SIGTERM, and the embedded store is stopped after it.
+    signal.signal(signal.SIGHUP, lambda signum, frame: os.kill(os.getpid(), signal.SIGTERM))
     with redis_url(config, supervise=True) as url:
         # Workers are separate processes that read their settings from the
         # environment, so they all reach the store this process chose.

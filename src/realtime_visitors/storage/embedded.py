@@ -1,8 +1,12 @@
 """The zero-setup store: a real valkey-server on a unix socket under RTV_DATA_DIR.
 
 Whichever command needs it first starts it; the others find it alive on its socket
-and reuse it. The one that started it stops it on exit. Append-only persistence in
-the data directory keeps websites and tokens across restarts.
+and reuse it. One command at a time owns it, named by its process id in
+RTV_DATA_DIR/owner.pid, and stops it on exit: the one that started it, unless `serve`
+took it over meanwhile (so a short command never stops the store under `serve`), or
+the next command to start when its owner died without stopping it (killed, or a
+terminal closed under it). Append-only persistence in the data directory keeps
+websites and tokens across restarts.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import fcntl
 import importlib.util
 import logging
+import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -23,6 +29,8 @@ from pathlib import Path
 SOCKET_NAME = "redis.sock"
 LOG_NAME = "valkey.log"
 PID_NAME = "valkey.pid"
+OWNER_NAME = "owner.pid"
+LOCK_NAME = "embedded.lock"
 SUPERVISE_EVERY = 0.5  # seconds between two checks that the server still answers
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -41,6 +49,11 @@ class EmbeddedError(RuntimeError):
 class EmbeddedServer:
     socket_path: Path
     process: subprocess.Popen[bytes] | None  # None: another command started it
+    claim: str | None = None  # what this handle wrote into owner.pid when it took it
+
+    @property
+    def data_dir(self) -> Path:
+        return self.socket_path.parent
 
     @property
     def url(self) -> str:
@@ -48,21 +61,43 @@ class EmbeddedServer:
 
     @property
     def owned(self) -> bool:
-        return self.process is not None
+        """Whether this handle is the one to stop the server."""
+        return self.claim is not None and _claim(self.data_dir) == self.claim
 
     def alive(self) -> bool:
         return is_alive(self.socket_path)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
+        """Stop the server if this process owns it; otherwise leave it to its owner."""
+        with _locked(self.data_dir / LOCK_NAME):
+            if not self.owned:
+                return
+            (self.data_dir / OWNER_NAME).unlink(missing_ok=True)
+            self._terminate()
+
+    def _terminate(self) -> None:
         # SIGTERM makes the server flush the append-only file and exit cleanly.
-        self.process.terminate()
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.terminate()
+                try:
+                    self.process.wait(STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
+            return
+        # Adopted from another command: not our child, so stop it by its pid file and
+        # wait until its socket no longer answers.
+        pid = _read_pid(self.data_dir / PID_NAME)
+        if pid is None or not self.alive():
+            return
         try:
-            self.process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            os.kill(pid, 15)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while self.alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 def server_binary() -> str:
@@ -88,8 +123,13 @@ def _binary(kind: str) -> str:
     raise EmbeddedError(f"no valkey-{kind} found: install realtime-visitors with its dependencies")
 
 
-def ensure(data_dir: Path, persist: bool = True, extra: tuple[str, ...] = ()) -> EmbeddedServer:
-    """Reuse the server on data_dir's socket, or start one."""
+def ensure(
+    data_dir: Path, persist: bool = True, extra: tuple[str, ...] = (), take_over: bool = False
+) -> EmbeddedServer:
+    """Reuse the server on data_dir's socket, or start one.
+
+    The caller becomes its owner when it starts it, when its owner is gone, or with
+    `take_over` (`serve`, which outlives the short commands)."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     socket_path = data_dir / SOCKET_NAME
@@ -99,11 +139,52 @@ def ensure(data_dir: Path, persist: bool = True, extra: tuple[str, ...] = ()) ->
             "set RTV_DATA_DIR to a shorter directory"
         )
     # The lock turns two commands starting at once into one start and one reuse.
-    with _locked(data_dir / "embedded.lock"):
+    with _locked(data_dir / LOCK_NAME):
         if is_alive(socket_path):
+            owner = _owner(data_dir)
+            if take_over or owner is None or not _running(owner):
+                return EmbeddedServer(socket_path, None, _own(data_dir))
             return EmbeddedServer(socket_path, None)
         socket_path.unlink(missing_ok=True)
-        return EmbeddedServer(socket_path, _start(data_dir, socket_path, persist, extra))
+        process = _start(data_dir, socket_path, persist, extra)
+        return EmbeddedServer(socket_path, process, _own(data_dir))
+
+
+def _own(data_dir: Path) -> str:
+    """Record this process (and this handle in it) as the owner; return the record."""
+    claim = f"{os.getpid()} {secrets.token_hex(4)}"
+    (data_dir / OWNER_NAME).write_text(claim + "\n")
+    return claim
+
+
+def _claim(data_dir: Path) -> str | None:
+    try:
+        return (data_dir / OWNER_NAME).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _owner(data_dir: Path) -> int | None:
+    pid = (_claim(data_dir) or "").partition(" ")[0]
+    return int(pid) if pid.isdigit() else None
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 class Supervisor:
@@ -137,7 +218,7 @@ class Supervisor:
                 continue
             log.warning("the embedded valkey-server stopped answering; starting it again")
             try:
-                self.servers.append(ensure(self.data_dir))
+                self.servers.append(ensure(self.data_dir, take_over=True))
             except EmbeddedError as exc:
                 log.error("cannot restart the embedded valkey-server: %s", exc)
 
