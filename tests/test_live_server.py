@@ -125,7 +125,7 @@ def site(make_site: Callable[..., tuple[str, str]], live: Live) -> tuple[str, st
         f"{live.base_url}/api/v1/pageview", json={"websiteId": website_id, "visitorId": "v1"}
     )
     assert response.status_code == 202
-    assert response.json() == {"status": "accepted"}
+    assert response.json() == {"status": "accepted", "counted": True}
     return website_id, token
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 
@@ -38,7 +39,7 @@ def test_accepts_json_and_counts(client: TestClient, make_site: Site, raw: redis
         },
     )
     assert response.status_code == 202
-    assert response.json() == {"status": "accepted"}
+    assert response.json() == {"status": "accepted", "counted": True}
     assert len(members(raw, website_id)) == 1
 
 
@@ -244,7 +245,24 @@ def test_crawlers_are_accepted_but_not_counted(
         headers={"User-Agent": agent},
     )
     assert response.status_code == 202
+    assert response.json() == {"status": "accepted", "counted": False, "reason": "crawler"}
     assert members(raw, website_id) == []
+
+
+def test_the_first_refusal_per_website_and_reason_is_logged_once(
+    client: TestClient, make_site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    website_id, _ = make_site()
+    with caplog.at_level(logging.INFO, logger="realtime_visitors"):
+        for _ in range(3):
+            client.post(
+                "/api/v1/pageview",
+                json={"websiteId": website_id},
+                headers={"User-Agent": GOOGLEBOT},
+            )
+    lines = [r.getMessage() for r in caplog.records if website_id in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "not counted (crawler)" in lines[0]
 
 
 def test_crawler_on_unknown_website_is_still_404(client: TestClient) -> None:

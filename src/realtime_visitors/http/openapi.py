@@ -29,6 +29,7 @@ from .routes import (
     MAX_ITEMS,
     MAX_MINUTES,
     MISSING_ID,
+    NOT_COUNTED,
     NOT_FOUND,
     NOT_JSON,
     OPTIONAL_FIELDS,
@@ -346,8 +347,18 @@ def _pageview() -> Schema:
                 "address over its cap of new visitors this window.",
                 {
                     "type": "object",
-                    "required": ["status"],
-                    "properties": {"status": {"const": orjson.loads(ACCEPTED)["status"]}},
+                    "required": ["status", "counted"],
+                    "properties": {
+                        "status": {"const": orjson.loads(ACCEPTED)["status"]},
+                        "counted": {"type": "boolean"},
+                        "reason": {
+                            "enum": list(NOT_COUNTED),
+                            "description": "Only when not counted: `crawler` (a known "
+                            "crawler's User-Agent) or `over_address_cap` (the client "
+                            "address brought `RTV_MAX_VISITORS_PER_IP` new visitors this "
+                            "window).",
+                        },
+                    },
                     "additionalProperties": False,
                 },
             ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Any
@@ -16,6 +17,8 @@ from ..storage.store import HISTORY_MINUTES, PageviewStatus, RealtimeResult, Rea
 from ..tracking.visitors import MAX_VISITOR_ID, client_ip, client_tag, identify
 from ..tracking.where import locate, page_of
 from .asgi import BodyTooLarge, error_body, header, read_body, respond
+
+log = logging.getLogger("realtime_visitors")
 
 AUTH_ERROR = "Missing or invalid authorization header. Expected: Bearer <token>"
 MAX_BODY = 16 * 1024
@@ -37,7 +40,17 @@ NOT_FOUND = error_body("Website not found")
 INVALID_TOKEN = error_body("Invalid API token")
 RATE_LIMITED = error_body("Rate limit exceeded")
 TOO_MANY_FAILURES = error_body("Too many failed authentication attempts")
-ACCEPTED = orjson.dumps({"status": "accepted"})
+ACCEPTED = orjson.dumps({"status": "accepted", "counted": True})
+# Accepted, so that a crawler or a sender over its cap learns nothing by retrying,
+# but said, so that a developer testing from a headless browser can tell why.
+NOT_COUNTED_REASONS = {
+    PageviewStatus.CRAWLER: "crawler",
+    PageviewStatus.OVER_CAP: "over_address_cap",
+}
+NOT_COUNTED = {
+    reason: orjson.dumps({"status": "accepted", "counted": False, "reason": reason})
+    for reason in NOT_COUNTED_REASONS.values()
+}
 NOT_JSON = "Request body must be a JSON object"
 TOO_LARGE = error_body(f"Request body must be at most {MAX_BODY} bytes")
 
@@ -281,8 +294,37 @@ class Pageview:
         status = await self.store.pageview(website_id, visitor, client_tag(ip), where)
         if status is PageviewStatus.NOT_FOUND:
             await respond(send, 404, NOT_FOUND)
-        else:
+        elif status is PageviewStatus.COUNTED:
             await respond(send, 202, ACCEPTED)
+        else:
+            reason = NOT_COUNTED_REASONS[status]
+            refusals.note(website_id, reason)
+            await respond(send, 202, NOT_COUNTED[reason])
+
+
+class Refusals:
+    """Logs the first pageview of a website refused for a reason, then stays quiet: a
+    crawler or a busy address would otherwise write a line per request."""
+
+    def __init__(self, most: int = 10_000) -> None:
+        self.seen: set[tuple[str, str]] = set()
+        self.most = most
+
+    def note(self, website_id: str, reason: str) -> None:
+        if (website_id, reason) in self.seen:
+            return
+        if len(self.seen) >= self.most:  # bounded memory; some lines come again
+            self.seen.clear()
+        self.seen.add((website_id, reason))
+        log.info(
+            "website %s: a pageview was accepted but not counted (%s); later ones "
+            "for the same reason are not logged",
+            website_id,
+            reason,
+        )
+
+
+refusals = Refusals()
 
 
 def client_address(scope: Scope, settings: Settings) -> str:
