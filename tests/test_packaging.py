@@ -21,6 +21,8 @@ def test_wheel_ships_lua_and_finds_it(tmp_path: Path, repo_root: Path) -> None:
     for name in scripts.NAMES:
         assert f"realtime_visitors/lua/{name}.lua" in names
     assert "realtime_visitors/web/script.js" in names  # served at /script.js
+    # pyproject.toml declares MIT: the license's text goes with the code.
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names), names
 
     target = tmp_path / "site"
     subprocess.run(
