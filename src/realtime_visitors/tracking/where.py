@@ -33,9 +33,30 @@ def _one_spelling(match: re.Match[bytes]) -> bytes:
 
 
 def locate(url: str | None, referrer: str | None, ip: str) -> Where:
-    parts = _split(url)
-    host = _host(parts.hostname) if parts else ""
-    return Where(page=page_of(url), source=source_of(referrer, host), country=country_of(ip))
+    return Where(
+        page=page_of(url), source=source_of(referrer, host_of(url)), country=country_of(ip)
+    )
+
+
+def host_of(url: str | None) -> str:
+    """The url's host without "www.", or "" for none.
+
+    Referrers differ in their path and query (a search's terms) but come from few
+    hosts: the authority is cut out of the string and only it is parsed, once."""
+    if not url:
+        return ""
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep or not scheme.isascii():
+        return ""
+    for end in "/?#\\":
+        rest = rest.partition(end)[0]
+    return _host_of_authority(rest) if len(rest) <= MAX_CACHED_URL else ""
+
+
+@lru_cache(maxsize=4096)
+def _host_of_authority(authority: str) -> str:
+    parts = _split("//" + authority)
+    return _host(parts.hostname) if parts else ""
 
 
 def page_of(url: str | None) -> str:
@@ -67,8 +88,7 @@ def _page_of(url: str | None) -> str:
 
 def source_of(referrer: str | None, own_host: str) -> str:
     """The referrer's host without "www."; "direct" for none or the site itself."""
-    parts = _split(referrer)
-    host = _host(parts.hostname) if parts else ""
+    host = host_of(referrer)
     if not host or host == own_host:
         return DIRECT
     return host
