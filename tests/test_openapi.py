@@ -1,14 +1,16 @@
 """GET /openapi.json: served, valid OpenAPI 3.1, in step with the code, and kept by the app.
 
 The last test is Schemathesis against the live app (the embedded Valkey, and REDIS_URL
-when set): over a thousand generated requests, each answered without a 5xx and as the
-document says, status code, content type, headers and body.
+when set), the admin API enabled: over a thousand generated requests, each answered
+without a 5xx and as the document says, status code, content type, headers and body.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -33,14 +35,17 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from realtime_visitors.admin import NotFound, Sites
 from realtime_visitors.app import create_app
 from realtime_visitors.config import DEFAULT_PLANS, Settings
-from realtime_visitors.http import fastlane, routes
-from realtime_visitors.http.openapi import WEBSITE_ID, document
-from realtime_visitors.storage import keys
+from realtime_visitors.http import admin, fastlane, routes
+from realtime_visitors.http.openapi import TOKEN_ID, WEBSITE_ID, document
+from realtime_visitors.storage import keys, tokens
+
+from .conftest import run_admin, unique_id
 
 Site = Callable[..., tuple[str, str]]
-Answer = tuple[str, int, str | None]  # path, status, error message
+Answer = tuple[str, str, int, str | None]  # method, path, status, error message
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # A route's own answers, by the class that answers it.
@@ -54,6 +59,18 @@ ENDPOINTS = {
 FAST = {("GET", "/api/v1/realtime"), ("POST", "/api/v1/pageview")}
 # The reads' shared answers come from their base class.
 READS = {"Realtime", "Breakdown", "History"}
+ADMIN_TOKEN = "admin-0123456789abcdef-secret"
+# Served only with RTV_ADMIN_TOKEN set.
+ADMIN = {
+    ("POST", admin.WEBSITES),
+    ("GET", admin.WEBSITES),
+    ("GET", admin.WEBSITE),
+    ("PATCH", admin.WEBSITE),
+    ("DELETE", admin.WEBSITE),
+    ("POST", admin.TOKENS),
+    ("GET", admin.TOKENS),
+    ("DELETE", admin.TOKEN),
+}
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -73,6 +90,22 @@ EXAMPLES = {
     ("GET", "/api/v1/realtime/breakdown", NEGATIVE): 60,
     ("GET", "/api/v1/realtime/history", POSITIVE): 120,
     ("GET", "/api/v1/realtime/history", NEGATIVE): 60,
+    # The admin API: about 300 requests in all.
+    ("POST", admin.WEBSITES, POSITIVE): 50,
+    ("POST", admin.WEBSITES, NEGATIVE): 25,
+    ("GET", admin.WEBSITES, POSITIVE): 12,
+    ("GET", admin.WEBSITE, POSITIVE): 25,
+    ("GET", admin.WEBSITE, NEGATIVE): 8,
+    ("PATCH", admin.WEBSITE, POSITIVE): 40,
+    ("PATCH", admin.WEBSITE, NEGATIVE): 20,
+    ("DELETE", admin.WEBSITE, POSITIVE): 25,
+    ("DELETE", admin.WEBSITE, NEGATIVE): 8,
+    ("POST", admin.TOKENS, POSITIVE): 20,
+    ("POST", admin.TOKENS, NEGATIVE): 8,
+    ("GET", admin.TOKENS, POSITIVE): 20,
+    ("GET", admin.TOKENS, NEGATIVE): 8,
+    ("DELETE", admin.TOKEN, POSITIVE): 30,
+    ("DELETE", admin.TOKEN, NEGATIVE): 10,
 }
 # Where a positive request goes: a real website with its token (sometimes as a
 # repeated or empty id), one with a 3-request budget, one sent only wrong tokens,
@@ -80,6 +113,13 @@ EXAMPLES = {
 REALTIME_TARGETS = ["site"] * 8 + ["repeated", "empty"] + ["limited", "guarded"] * 2 + ["as is"] * 4
 WRONG_TOKENS = st.from_regex(r"vt_[A-Za-z0-9_-]{1,43}", fullmatch=True)
 PAGEVIEW_TARGETS = ["site"] * 6 + ["too large"] + ["as is"] * 3
+# Who calls the admin API: mostly the operator; else no header, another scheme, a
+# wrong token or a website's own token.
+ADMIN_CALLERS = ["admin"] * 8 + ["missing", "basic", "wrong", "website"]
+# Where a positive admin request goes: a known website (with its tokens, a configured
+# plan, an id that is new or exists) or as generated (unknown websites and tokens,
+# plans that are not configured).
+ADMIN_TARGETS = ["known"] * 3 + ["as is"] * 2
 MIN_REQUESTS = 1000
 PLANS = {**DEFAULT_PLANS, "tiny": 3}
 
@@ -126,8 +166,7 @@ def schemas_in(node: Any) -> Iterator[Any]:
             yield from schemas_in(value)
 
 
-def test_document_and_routes_agree() -> None:
-    app = create_app(Settings(redis_url="redis://127.0.0.1:1/0"))  # never connects
+def served_operations(app: Any) -> set[tuple[str, str]]:
     assert isinstance(app, fastlane.FastLane)
     assert isinstance(app.app, Starlette)
     served: set[tuple[str, str]] = set()
@@ -137,9 +176,38 @@ def test_document_and_routes_agree() -> None:
         # Starlette answers HEAD wherever GET is routed: GET without a body.
         implied = {"HEAD"} if "GET" in route.methods else set()
         served |= {(method, route.path) for method in route.methods - implied}
-    assert served == documented_operations(document())
     assert set(app.routes) <= served  # the fast lane serves routed operations only
     assert set(app.routes) == FAST
+    return served
+
+
+def test_document_and_routes_agree() -> None:
+    never = "redis://127.0.0.1:1/0"  # never connects
+    documented = documented_operations(document())
+    enabled = create_app(Settings(redis_url=never, admin_token=ADMIN_TOKEN))
+    assert served_operations(enabled) == documented
+    # Without RTV_ADMIN_TOKEN, the admin operations and only they are not served.
+    assert served_operations(create_app(Settings(redis_url=never))) == documented - ADMIN
+
+
+def test_the_admin_operations_are_those_documented_as_admin() -> None:
+    doc = document()
+    tagged = {
+        (method.upper(), path)
+        for path, item in doc["paths"].items()
+        for method, operation in item.items()
+        if operation.get("tags") == ["admin"]
+    }
+    assert tagged == ADMIN
+    assert {path for _, path in ADMIN} == {p for p in doc["paths"] if p.startswith(admin.PREFIX)}
+    for method, path in ADMIN:
+        operation = doc["paths"][path][method.lower()]
+        assert operation["security"] == [{"admin": []}]
+        assert "RTV_ADMIN_TOKEN" in operation["description"]
+
+
+def test_documented_token_id_is_the_one_made() -> None:
+    assert re.fullmatch(TOKEN_ID, tokens.new_token_id())
 
 
 def respond_calls(module: Any) -> Iterator[tuple[str | None, ast.Call]]:
@@ -186,7 +254,7 @@ def test_documented_website_id_is_the_key_schema() -> None:
 def live_app(settings: Settings) -> Iterator[Any]:
     # Schemathesis serves the app in its own event loop, lifespan included; the store's
     # connection belongs to that loop, so the app is this test's alone.
-    app = create_app(replace(settings, plans=PLANS))
+    app = create_app(replace(settings, plans=PLANS, admin_token=ADMIN_TOKEN))
     yield app
     asgi.shutdown_lifespans()
 
@@ -198,6 +266,10 @@ def test_schemathesis_against_the_live_app(
     site, token = make_site("enterprise")  # 200 all along
     limited, limited_token = make_site("tiny", config=replace(settings, plans=PLANS))
     guarded, _ = make_site()
+    # The admin API's: one website and its spare tokens, and websites to delete.
+    owner, _ = make_site()
+    spare = run_admin(settings, lambda sites: new_token_ids(sites, owner, 6))
+    doomed = [make_site()[0] for _ in range(6)]
 
     def realtime(case: Any, data: st.DataObject) -> None:
         target = data.draw(st.sampled_from(REALTIME_TARGETS))
@@ -223,43 +295,96 @@ def test_schemathesis_against_the_live_app(
         if target == "too large":
             case.body["url"] = "https://my-site.example/" + "x" * routes.MAX_BODY
 
+    def admin_caller(case: Any, data: st.DataObject) -> None:
+        caller = data.draw(st.sampled_from(ADMIN_CALLERS))
+        case.headers = case.headers or {}
+        case.headers.pop("Authorization", None)
+        if caller != "missing":
+            case.headers["Authorization"] = {
+                "admin": f"{data.draw(st.sampled_from(['Bearer', 'bearer']))} {ADMIN_TOKEN}",
+                "basic": f"Basic {ADMIN_TOKEN}",
+                "wrong": f"Bearer {ADMIN_TOKEN}x",
+                "website": f"Bearer {token}",
+            }[caller]
+
+    def admin_target(case: Any, data: st.DataObject) -> None:
+        admin_caller(case, data)
+        if data.draw(st.sampled_from(ADMIN_TARGETS)) == "as is":
+            return
+        operation = (case.method.upper(), case.path)
+        if "websiteId" in case.path_parameters:
+            doomed_or_owner = doomed if operation == ("DELETE", admin.WEBSITE) else [owner]
+            case.path_parameters["websiteId"] = data.draw(st.sampled_from(doomed_or_owner))
+        if "tokenId" in case.path_parameters:  # revoked the first time, then 404
+            case.path_parameters["tokenId"] = data.draw(st.sampled_from(spare))
+        if isinstance(case.body, dict) and data.draw(st.booleans()):
+            case.body["plan"] = data.draw(st.sampled_from(list(PLANS)))
+        if operation == ("POST", admin.WEBSITES) and isinstance(case.body, dict):
+            case.body["websiteId"] = data.draw(st.sampled_from([unique_id("fuzz")] * 3 + [owner]))
+
     aim = {
         "/api/v1/realtime": realtime,
         "/api/v1/pageview": pageview,
         "/api/v1/realtime/breakdown": realtime,
         "/api/v1/realtime/history": realtime,
+        **{path: admin_target for _, path in ADMIN},
     }
+    created: list[str] = []  # by the admin API, deleted at the end
     # Loaded from the module: loaded from /openapi.json, Schemathesis would leave out
     # that operation (test_served_document_is_the_module_document compares the two).
     schema = schemathesis.openapi.from_dict(document())
     schema.app = live_app
     answered: Counter[Answer] = Counter()
     started = time.monotonic()
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        method, path = operation.method.upper(), operation.path
-        examples = EXAMPLES.get((method, path, POSITIVE), 10)
-        answered += fuzz(operation, POSITIVE, examples, aim.get(path))
-        # Operations without parameters have no invalid request to make.
-        if (method, path, NEGATIVE) in EXAMPLES:
-            answered += fuzz(operation, NEGATIVE, EXAMPLES[(method, path, NEGATIVE)], None)
+    try:
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            method, path = operation.method.upper(), operation.path
+            examples = EXAMPLES.get((method, path, POSITIVE), 10)
+            answered += fuzz(operation, POSITIVE, examples, aim.get(path), created)
+            # Operations without parameters have no invalid request to make. An invalid
+            # admin request is sent as generated, but mostly by the operator.
+            if (method, path, NEGATIVE) in EXAMPLES:
+                negative_aim = admin_caller if (method, path) in ADMIN else None
+                examples = EXAMPLES[(method, path, NEGATIVE)]
+                answered += fuzz(operation, NEGATIVE, examples, negative_aim, created)
+    finally:
+        run_admin(settings, lambda sites: delete_all(sites, created))
     elapsed = time.monotonic() - started
 
     lines = sorted(
-        f"{path} {status} {error or ''}: {n}" for (path, status, error), n in answered.items()
+        f"{method} {path} {status} {error or ''}: {n}"
+        for (method, path, status, error), n in answered.items()
     )
     report = "\n".join([f"{answered.total()} requests in {elapsed:.1f} s", *lines])
     print(report)
     assert answered.total() >= MIN_REQUESTS, report
-    by_status = Counter({(path, status): n for (path, status, _), n in answered.items()})
-    # A good share reaches the counting paths, and every documented answer comes up.
-    assert by_status[("/api/v1/realtime", 200)] >= 150, report
-    assert by_status[("/api/v1/pageview", 202)] >= 200, report
-    for method, path in ENDPOINTS:
-        seen = {status for at, status in by_status if at == path}
+    by_status = Counter({(m, path, status): n for (m, path, status, _), n in answered.items()})
+    # A good share reaches the counting paths, and every documented answer comes up
+    # (but 503: Redis is up).
+    assert by_status[("GET", "/api/v1/realtime", 200)] >= 150, report
+    assert by_status[("POST", "/api/v1/pageview", 202)] >= 200, report
+    for method, path in [*ENDPOINTS, *ADMIN]:
+        seen = {status for m, at, status in by_status if (m, at) == (method, path)}
         assert seen == documented_statuses(method, path) - {503}, report
-    too_many = {error for path, status, error in answered if status == 429}
+    too_many = {error for _, _, status, error in answered if status == 429}
     assert too_many == {"Rate limit exceeded", "Too many failed authentication attempts"}, report
+    refused = {
+        error
+        for method, path, status, error in answered
+        if (method, path) in ADMIN and status == 401
+    }
+    assert refused >= {routes.AUTH_ERROR, admin.INVALID_ADMIN_TOKEN}, report
+
+
+async def new_token_ids(sites: Sites, website_id: str, n: int) -> list[str]:
+    return [(await sites.create_token(website_id)).token_id for _ in range(n)]
+
+
+async def delete_all(sites: Sites, website_ids: list[str]) -> None:
+    for website_id in website_ids:
+        with contextlib.suppress(NotFound):  # deleted by the fuzzing itself
+            await sites.delete(website_id)
 
 
 def fuzz(
@@ -267,8 +392,10 @@ def fuzz(
     mode: GenerationMode,
     examples: int,
     aim: Callable[[Any, st.DataObject], None] | None,
+    created: list[str],
 ) -> Counter[Answer]:
-    """Up to `examples` generated requests, each checked; how many got which answer."""
+    """Up to `examples` generated requests, each checked; how many got which answer.
+    The websites the admin API created go to `created`."""
     answered: Counter[Answer] = Counter()
 
     @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
@@ -279,9 +406,13 @@ def fuzz(
         if aim is not None:
             aim(case, data)
         response = case.call_and_validate(checks=CHECKS)
-        script = case.path == "/script.js"  # the one answer that is not JSON
-        error = None if script else response.json().get("error")
-        answered[(case.path, response.status_code, error)] += 1
+        # The answers that are not a JSON object: the script, the lists, no content.
+        body = response.json() if response.content and case.path != "/script.js" else None
+        error = body.get("error") if isinstance(body, dict) else None
+        answered[(case.method.upper(), case.path, response.status_code, error)] += 1
+        if (case.path, response.status_code) == (admin.WEBSITES, 201):
+            assert isinstance(body, dict)
+            created.append(body["websiteId"])
 
     run()
     return answered

@@ -11,7 +11,7 @@ import fakeredis
 import pytest
 
 from realtime_visitors.admin.sites import SiteError, Sites
-from realtime_visitors.config import DEFAULT_PLANS, ConfigError, Settings
+from realtime_visitors.config import DEFAULT_PLANS, ConfigError, Settings, hide_password
 from realtime_visitors.http.routes import bearer_token, iso_timestamp
 from realtime_visitors.storage import scripts
 from realtime_visitors.storage.keys import is_valid_website_id, site_keys, website_id_of_site_key
@@ -66,11 +66,75 @@ def test_settings_from_env() -> None:
         {"RTV_TRUSTED_PROXIES": "not-an-ip"},
         {"RTV_REDIS_TIMEOUT": "-1"},
         {"RTV_PORT": "http"},
+        {"RTV_PORT": "65536"},
+        {"RTV_PORT": "99999"},
+        {"REDIS_URL": "localhost:6379"},
+        {"REDIS_URL": "http://localhost:6379"},
+        {"REDIS_URL": "REDIS://localhost"},  # redis-py wants the scheme in lower case
+        {"REDIS_URL": "redis://127.0.0.1:notaport"},
+        {"REDIS_URL": "redis://127.0.0.1:0"},
+        {"REDIS_URL": "redis://127.0.0.1:65536/0"},
+        {"REDIS_URL": "redis://[::1"},
+        {"REDIS_URL": "unix://"},
     ],
 )
 def test_bad_settings_are_clear_errors(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError, match=next(iter(env))):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://localhost:6379/0",
+        "rediss://user:pw@cache.example:6380",
+        "redis://[::1]:6379",
+        "redis://localhost",
+        "unix:///run/redis.sock?db=2",
+    ],
+)
+def test_good_redis_urls_are_kept_as_given(url: str) -> None:
+    assert Settings.from_env({"REDIS_URL": url}).redis_url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "hunter2@localhost:6379",
+        "redis://:hunter2@localhost:99999/0",
+        "redis://admin:hunter2@localhost:x",
+        "redis://:hunter2/with/slashes@localhost:6379",
+        "http://:hunter2@localhost",
+    ],
+)
+def test_a_bad_redis_url_error_hides_the_password(url: str) -> None:
+    with pytest.raises(ConfigError, match="REDIS_URL") as error:
+        Settings.from_env({"REDIS_URL": url})
+    assert "hunter2" not in str(error.value)
+    assert "***@localhost" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@host:6379/0", "redis://:***@host:6379/0"),
+        ("rediss://admin:p@ss:w0rd@host", "rediss://admin:***@host"),
+        ("redis://token@host", "redis://***@host"),
+        ("unix://admin:pw@/run/redis.sock", "unix://admin:***@/run/redis.sock"),
+        ("redis://host:6379/0", "redis://host:6379/0"),
+        ("pw@host", "***@host"),
+    ],
+)
+def test_hide_password(url: str, shown: str) -> None:
+    assert hide_password(url) == shown
+
+
+def test_store_description_names_the_variable_that_chose_it() -> None:
+    settings = Settings.from_env({"REDIS_URL": "redis://:pw@host:6379/0"})
+    assert settings.store_description() == "redis://:***@host:6379/0 (REDIS_URL)"
+    embedded = Settings.from_env({"RTV_DATA_DIR": "some/folder"})
+    where = f"the embedded store at {Path('some/folder').resolve()} (RTV_DATA_DIR)"
+    assert embedded.store_description() == where
 
 
 def test_all_keys_of_a_website_share_its_hash_tag() -> None:

@@ -14,8 +14,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from .admin import Sites
 from .config import Settings
-from .http import openapi, tracker
+from .http import admin, openapi, tracker
 from .http.cors import CORSMiddleware, CorsPolicy
 from .http.fastlane import FastLane, log_unavailable
 from .http.responses import JSONResponse, error
@@ -38,7 +39,16 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             raise RuntimeError("REDIS_URL is not set: start with `realtime-visitors serve`")
         store = Store(settings.redis_url, settings)
     realtime, pageview = Realtime(settings, store), Pageview(settings, store)
-    cors = CorsPolicy(settings.cors_origins, open_paths=[PAGEVIEW_PATH, "/script.js"])
+    cors = CorsPolicy(
+        settings.cors_origins,
+        open_paths=[PAGEVIEW_PATH, "/script.js"],
+        closed_prefixes=[admin.PREFIX],
+    )
+    # Without RTV_ADMIN_TOKEN the admin API does not exist: its paths answer 404.
+    admin_routes: list[Route] = []
+    if settings.admin_token:
+        sites = Sites(store, settings.plans)
+        admin_routes = admin.AdminAPI(settings.admin_token, sites, settings.window_ms).routes()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -65,6 +75,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi.endpoint, methods=["GET"]),
             Route("/script.js", tracker.endpoint, methods=["GET", "HEAD"]),
+            *admin_routes,
         ],
         middleware=[Middleware(CORSMiddleware, policy=cors)],
         exception_handlers={

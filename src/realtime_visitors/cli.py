@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -13,9 +15,9 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from .admin import SiteError, Sites
+from .admin import Site, SiteError, Sites
 from .admin.views import created_site_json, iso, new_token_json, site_json, token_json
-from .config import ConfigError, Settings
+from .config import DEFAULT_PLANS, MAX_PORT, ConfigError, Settings, parse_plans
 from .storage import StorageError, Store, embedded
 
 T = TypeVar("T")
@@ -70,6 +72,29 @@ def run_admin(action: Callable[[Sites], Awaitable[T]]) -> T:
             raise click.ClickException(f"cannot reach Redis: {exc}") from exc
 
 
+class PlanChoice(click.Choice[str]):
+    """The configured plans, read when the command runs: RTV_PLANS may add some."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        try:
+            return tuple(parse_plans(os.environ.get("RTV_PLANS", "")))
+        except ConfigError:
+            # --help still works; the command itself then reports the bad variable.
+            return tuple(DEFAULT_PLANS)
+
+    @choices.setter
+    def choices(self, value: tuple[str, ...]) -> None:
+        """Choice.__init__ stores a fixed list here; ours is read each time instead."""
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def emit_json(data: Any) -> None:
     click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
 
@@ -82,7 +107,12 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default=None, help="Interface to bind [RTV_HOST, default 127.0.0.1].")
-@click.option("--port", type=int, default=None, help="Port [RTV_PORT, default 8000].")
+@click.option(
+    "--port",
+    type=click.IntRange(1, MAX_PORT),
+    default=None,
+    help="Port [RTV_PORT, default 8000].",
+)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 def serve(host: str | None, port: int | None, workers: int) -> None:
     """Serve the HTTP API (with the embedded store unless REDIS_URL is set)."""
@@ -101,6 +131,8 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         # Workers are separate processes that read their settings from the
         # environment, so they all reach the store this process chose.
         os.environ["REDIS_URL"] = url
+        # Said at start: a command run from another folder finds another store.
+        click.echo(f"Using {config.store_description()}")
         uvicorn.run(
             "realtime_visitors.app:create_app",
             factory=True,
@@ -110,7 +142,23 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
             # Client addresses come from RTV_TRUSTED_PROXIES, not uvicorn's defaults.
             proxy_headers=False,
             server_header=False,
+            log_config=log_config(),
         )
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, with the time on every line and our own INFO lines shown."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    for formatter in config["formatters"].values():
+        formatter["fmt"] = "%(asctime)s " + formatter["fmt"]
+    config["loggers"]["realtime_visitors"] = {
+        "handlers": ["default"],
+        "level": "INFO",
+        "propagate": False,
+    }
+    return config
 
 
 def exit_cleanly(signum: int, frame: FrameType | None) -> None:
@@ -141,7 +189,7 @@ def sites() -> None:
 @sites.command("create")
 @click.option("--id", "website_id", default=None, help="Website id (default: random).")
 @click.option("--name", default="", help="Display name (default: the id).")
-@click.option("--plan", default="free", show_default=True)
+@click.option("--plan", type=PlanChoice(), default="free", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def sites_create(website_id: str | None, name: str, plan: str, as_json: bool) -> None:
     """Create a website and its first API token (shown once)."""
@@ -163,7 +211,10 @@ def sites_list(as_json: bool) -> None:
         emit_json([site_json(site) for site in found])
         return
     if not found:
-        click.echo("No websites yet: create one with `realtime-visitors sites create`.")
+        where = settings().store_description()
+        click.echo(f"No websites in {where}; create one with `realtime-visitors sites create`.")
+        return
+    click.echo("ID\tPLAN\tCREATED\tNAME")
     for site in found:
         click.echo(f"{site.website_id}\t{site.plan}\t{iso(site.created_ms)}\t{site.name}")
 
@@ -172,18 +223,24 @@ def sites_list(as_json: bool) -> None:
 @click.argument("website_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def sites_show(website_id: str, as_json: bool) -> None:
-    """Show one website."""
-    site = run_admin(lambda s: s.get(website_id))
+    """Show one website and its visitors now (without spending its rate limit)."""
+    window_ms = settings().window_ms
+    site, visitors = run_admin(lambda s: site_and_visitors(s, website_id, window_ms))
     if as_json:
-        emit_json(site_json(site))
+        emit_json(site_json(site, visitors))
         return
     for label, value in site_json(site).items():
         click.echo(f"{label}: {value}")
+    click.echo(f"visitors now: {visitors}")
+
+
+async def site_and_visitors(sites: Sites, website_id: str, window_ms: int) -> tuple[Site, int]:
+    return await sites.get(website_id), await sites.current_visitors(website_id, window_ms)
 
 
 @sites.command("set-plan")
 @click.argument("website_id")
-@click.argument("plan")
+@click.argument("plan", type=PlanChoice())
 def sites_set_plan(website_id: str, plan: str) -> None:
     """Move a website to another plan (its rate limit follows at once)."""
     run_admin(lambda s: s.set_plan(website_id, plan))
@@ -192,10 +249,22 @@ def sites_set_plan(website_id: str, plan: str) -> None:
 
 @sites.command("delete")
 @click.argument("website_id")
-def sites_delete(website_id: str) -> None:
+@click.option("--yes", "-y", is_flag=True, help="Delete without asking (for scripts).")
+def sites_delete(website_id: str, yes: bool) -> None:
     """Delete a website with its tokens and live visitors."""
+    if not yes:
+        confirm_delete(website_id)
     run_admin(lambda s: s.delete(website_id))
     click.echo(f"Deleted website {website_id}.")
+
+
+def confirm_delete(website_id: str) -> None:
+    if not stdin_is_terminal():
+        raise click.ClickException("stdin is not a terminal: pass --yes to delete without a prompt")
+    run_admin(lambda s: s.get(website_id))  # an unknown website fails before the question
+    click.confirm(
+        f"Delete website {website_id} with its tokens and live visitors?", default=False, abort=True
+    )
 
 
 @main.group()
@@ -231,8 +300,12 @@ def tokens_list(website_id: str, as_json: bool) -> None:
 
 @tokens.command("revoke")
 @click.argument("website_id")
-@click.argument("token_id")
-def tokens_revoke(website_id: str, token_id: str) -> None:
-    """Revoke a token; the next request with it is refused."""
-    run_admin(lambda s: s.revoke_token(website_id, token_id))
-    click.echo(f"Revoked token {token_id} of website {website_id}.")
+@click.argument("token_id_or_token")
+def tokens_revoke(website_id: str, token_id_or_token: str) -> None:
+    """Revoke a token by its id (tok_...) or its value (vt_...): refused from the next request."""
+    token_id = run_admin(lambda s: s.revoke_token(website_id, token_id_or_token))
+    if token_id == token_id_or_token:
+        click.echo(f"Revoked token {token_id} of website {website_id}.")
+    else:
+        # Never echo the value: it may sit in a terminal's scrollback or a CI log.
+        click.echo(f"Revoked the token given by value ({token_id}) of website {website_id}.")

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import SplitResult, urlsplit
 
 DEFAULT_PLANS: dict[str, int] = {"free": 100, "pro": 1_000, "enterprise": 10_000}
 
+# The schemes redis-py's parse_url (and so storage/connection.py) understands.
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+MAX_PORT = 65535
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+MIN_ADMIN_TOKEN = 16
+# What an `Authorization: Bearer` header can carry (RFC 6750's token68): a token
+# outside it could never be sent, so it is refused here rather than at every call.
+_TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
 
 class ConfigError(ValueError):
@@ -30,27 +41,86 @@ class Settings:
     redis_timeout: float = 0.5
     max_visitors_per_ip: int = 100
     max_auth_failures: int = 10
+    # Unset: no admin API. A secret: kept out of the dataclass repr.
+    admin_token: str | None = field(default=None, repr=False)
 
     @property
     def window_ms(self) -> int:
         return self.window_seconds * 1000
 
+    def store_description(self) -> str:
+        """Which store the commands use, and the variable that chose it; no password."""
+        if self.redis_url:
+            return f"{hide_password(self.redis_url)} (REDIS_URL)"
+        return f"the embedded store at {self.data_dir.resolve()} (RTV_DATA_DIR)"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         return cls(
-            redis_url=env.get("REDIS_URL") or None,
+            redis_url=parse_redis_url(env.get("REDIS_URL", "")),
             window_seconds=_positive_int(env, "RTV_WINDOW_SECONDS", 180),
             plans=parse_plans(env.get("RTV_PLANS", "")),
             cors_origins=_csv(env.get("RTV_CORS_ORIGINS", "*")) or ("*",),
             trusted_proxies=parse_networks(env.get("RTV_TRUSTED_PROXIES", "")),
             data_dir=Path(env.get("RTV_DATA_DIR") or ".data"),
             host=env.get("RTV_HOST") or "127.0.0.1",
-            port=_positive_int(env, "RTV_PORT", 8000),
+            port=_port(env, "RTV_PORT", 8000),
             redis_timeout=_positive_float(env, "RTV_REDIS_TIMEOUT", 0.5),
             max_visitors_per_ip=_whole(env, "RTV_MAX_VISITORS_PER_IP", 100),
             max_auth_failures=_positive_int(env, "RTV_MAX_AUTH_FAILURES", 10),
+            admin_token=parse_admin_token(env.get("RTV_ADMIN_TOKEN", "")),
         )
+
+
+def parse_redis_url(text: str) -> str | None:
+    """REDIS_URL, checked here so that a typo is one line naming it, not a traceback."""
+    if not text:
+        return None
+    scheme, sep, _ = text.partition("://")
+    if not sep or scheme not in REDIS_SCHEMES:
+        raise ConfigError(
+            "REDIS_URL must start with redis://, rediss:// or unix:// "
+            f"(e.g. redis://localhost:6379/0), got {hide_password(text)!r}"
+        )
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:  # an unclosed IPv6 bracket, say
+        raise ConfigError(f"REDIS_URL: {exc}, got {hide_password(text)!r}") from exc
+    if not _port_is_valid(parts):
+        raise ConfigError(
+            f"REDIS_URL: the port must be a number from 1 to {MAX_PORT}, "
+            f"got {hide_password(text)!r}"
+        )
+    if scheme == "unix" and not parts.path:
+        raise ConfigError(
+            "REDIS_URL: a unix:// URL needs the socket's path (unix:///run/redis.sock), "
+            f"got {hide_password(text)!r}"
+        )
+    return text
+
+
+def _port_is_valid(parts: SplitResult) -> bool:
+    try:
+        port = parts.port  # None when absent; ValueError when not a number or > 65535
+    except ValueError:
+        return False
+    return port != 0
+
+
+def hide_password(url: str) -> str:
+    """The URL with its password as ***, fit for logs and error messages."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    # The last '@' ends the credentials even when the password holds an unescaped
+    # '/' or '@' that would throw urlsplit off; a user name cannot hold ':'.
+    credentials, at, place = rest.rpartition("@")
+    if not at:
+        return url
+    user, colon, _ = credentials.partition(":")
+    hidden = f"{user}:***" if colon else "***"
+    return f"{scheme}{sep}{hidden}@{place}"
 
 
 def parse_plans(text: str) -> dict[str, int]:
@@ -64,6 +134,19 @@ def parse_plans(text: str) -> dict[str, int]:
             raise ConfigError(f"RTV_PLANS: the limit of {name!r} must be at least 1")
         plans[name.strip()] = int(limit)
     return plans
+
+
+def parse_admin_token(text: str) -> str | None:
+    if not text:
+        return None
+    # The message never quotes the value: it is a secret, even when refused.
+    if len(text) < MIN_ADMIN_TOKEN:
+        raise ConfigError(f"RTV_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN} characters")
+    if not _TOKEN68.fullmatch(text):
+        raise ConfigError(
+            "RTV_ADMIN_TOKEN may hold only letters, digits and - . _ ~ + / (then = padding)"
+        )
+    return text
 
 
 def parse_networks(text: str) -> tuple[IPNetwork, ...]:
@@ -84,6 +167,13 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.strip().isdigit() or int(raw) < 1:
         raise ConfigError(f"{name} must be a positive whole number, got {raw!r}")
     return int(raw)
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    port = _positive_int(env, name, default)
+    if port > MAX_PORT:
+        raise ConfigError(f"{name} must be a port number from 1 to {MAX_PORT}, got {port}")
+    return port
 
 
 def _whole(env: Mapping[str, str], name: str, default: int) -> int:

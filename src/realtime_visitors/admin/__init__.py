@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .sites import Site, SiteError, Sites
+from .sites import NotFound, Site, SiteError, SiteExists, Sites
 
-__all__ = ["Site", "SiteError", "Sites"]
+__all__ = ["NotFound", "Site", "SiteError", "SiteExists", "Sites"]

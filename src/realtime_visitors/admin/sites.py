@@ -14,11 +14,20 @@ from ..storage.keys import (
     website_pattern,
 )
 from ..storage.store import Store
-from ..storage.tokens import DIGEST_LENGTH, digest, new_token, new_token_id
+from ..storage.tokens import DIGEST_LENGTH, TOKEN_ID_PREFIX, digest, new_token, new_token_id
 
 
 class SiteError(Exception):
     """An administration request that cannot be carried out; the message says why."""
+
+
+# Two kinds the admin API answers with their own status (409, 404), not by message.
+class SiteExists(SiteError):
+    pass
+
+
+class NotFound(SiteError):
+    """No such website, or no such token of it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +70,7 @@ class Sites:
             )
         )
         if not created:
-            raise SiteError(f"website {website_id!r} already exists")
+            raise SiteExists(f"website {website_id!r} already exists")
         site = Site(website_id, name or website_id, plan, created)
         return site, NewToken(token, token_id, created)
 
@@ -69,8 +78,12 @@ class Sites:
         found: list[Site] = []
         for key in await self.store.call(self._scan(SITE_PATTERN)):
             website_id = website_id_of_site_key(_text(key))
-            if is_valid_website_id(website_id):
+            if not is_valid_website_id(website_id):
+                continue
+            try:
                 found.append(await self.get(website_id))
+            except NotFound:
+                continue  # deleted since the scan saw it
         return sorted(found, key=lambda site: (site.created_ms, site.website_id))
 
     async def _scan(self, pattern: str) -> list[bytes | str]:
@@ -85,7 +98,7 @@ class Sites:
         keys = site_keys(self._checked(website_id))
         fields = await self.store.call(self.store.client.hgetall(keys.site))
         if not fields:
-            raise SiteError(f"website {website_id!r} not found")
+            raise NotFound(f"website {website_id!r} not found")
         return {_text(k): _text(v) for k, v in fields.items()}
 
     async def set_plan(self, website_id: str, plan: str) -> None:
@@ -97,7 +110,7 @@ class Sites:
         args = [plan, *(str(value) for pair in plans for value in pair)]
         done = await self.store.call(self.store.scripts.site_plan(keys=[keys.site], args=args))
         if not done:
-            raise SiteError(f"website {website_id!r} not found")
+            raise NotFound(f"website {website_id!r} not found")
 
     async def delete(self, website_id: str) -> None:
         keys = site_keys(self._checked(website_id))
@@ -108,7 +121,7 @@ class Sites:
             pipe.unlink(*keys.all, *counters)
             existed, _ = await self.store.call(pipe.execute())
         if not existed:
-            raise SiteError(f"website {website_id!r} not found")
+            raise NotFound(f"website {website_id!r} not found")
 
     async def create_token(self, website_id: str) -> NewToken:
         keys = site_keys(self._checked(website_id))
@@ -119,7 +132,7 @@ class Sites:
             )
         )
         if not created:
-            raise SiteError(f"website {website_id!r} not found")
+            raise NotFound(f"website {website_id!r} not found")
         return NewToken(token, token_id, created)
 
     async def list_tokens(self, website_id: str) -> list[TokenInfo]:
@@ -131,13 +144,42 @@ class Sites:
                 infos.append(TokenInfo(token_id, int(created)))
         return sorted(infos, key=lambda info: (info.created_ms, info.token_id))
 
-    async def revoke_token(self, website_id: str, token_id: str) -> None:
+    async def revoke_token(self, website_id: str, token: str) -> str:
+        """Revoke by token id (tok_...) or by the token itself; returns the id revoked.
+
+        Anything but a token id may be the secret: it is looked up by its digest and
+        never put in a message.
+        """
         keys = site_keys(self._checked(website_id))
+        token_id = token
+        if not token.startswith(TOKEN_ID_PREFIX):
+            token_id = await self._token_id_of(website_id, token)
         done = await self.store.call(
             self.store.scripts.token_revoke(keys=[keys.site], args=[token_id])
         )
         if not done:
-            raise SiteError(f"token {token_id!r} not found for website {website_id!r}")
+            raise NotFound(f"token {token_id!r} not found for website {website_id!r}")
+        return token_id
+
+    async def _token_id_of(self, website_id: str, token: str) -> str:
+        # The site hash maps each token's digest to "<token id>:<created ms>".
+        value = await self.store.call(
+            self.store.client.hget(site_keys(website_id).site, digest(token))
+        )
+        if value is None:
+            raise NotFound(f"no such token for website {website_id!r}")
+        return _text(value).partition(":")[0]
+
+    async def current_visitors(self, website_id: str, window_ms: int) -> int:
+        """The live count as the API reads it, by the Redis server's clock."""
+        # A plain ZCOUNT, not realtime.lua: an admin read spends none of the budget.
+        keys = site_keys(self._checked(website_id))
+        seconds, micros = await self.store.call(self.store.client.time())
+        now_ms = seconds * 1000 + micros // 1000
+        count = await self.store.call(
+            self.store.client.zcount(keys.visitors, f"({now_ms - window_ms}", "+inf")
+        )
+        return int(count)
 
     def _checked(self, website_id: str) -> str:
         if not is_valid_website_id(website_id):

@@ -13,13 +13,17 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def site_json(site: Site) -> dict[str, Any]:
-    return {
+def site_json(site: Site, current_visitors: int | None = None) -> dict[str, Any]:
+    """A website; with its live count when the caller read it (a listing does not)."""
+    shown: dict[str, Any] = {
         "websiteId": site.website_id,
         "name": site.name,
         "plan": site.plan,
         "created": iso(site.created_ms),
     }
+    if current_visitors is not None:
+        shown["currentVisitors"] = current_visitors
+    return shown
 
 
 def created_site_json(site: Site, token: NewToken) -> dict[str, Any]:

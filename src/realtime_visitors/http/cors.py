@@ -19,14 +19,26 @@ PREFLIGHT_MAX_AGE = "86400"
 
 
 class CorsPolicy:
-    """Which origins may read which paths; `open_paths` accept every origin."""
+    """Which origins may read which paths; `open_paths` accept every origin, and the
+    paths under `closed_prefixes` (for servers, not browsers) none, whatever `origins`."""
 
-    def __init__(self, origins: Iterable[str], open_paths: Iterable[str]) -> None:
+    def __init__(
+        self,
+        origins: Iterable[str],
+        open_paths: Iterable[str],
+        closed_prefixes: Iterable[str] = (),
+    ) -> None:
         self.origins = frozenset(origins)
         self.open_paths = frozenset(open_paths)
+        self.closed_prefixes = tuple(closed_prefixes)
+
+    def closed(self, path: str) -> bool:
+        return any(path == p or path.startswith(p + "/") for p in self.closed_prefixes)
 
     def allow(self, origin: str, path: str) -> str | None:
         """The Access-Control-Allow-Origin value for this origin, or None: refused."""
+        if self.closed(path):
+            return None
         if "*" in self.origins or path in self.open_paths:
             return "*"
         return origin if origin in self.origins else None
@@ -56,7 +68,8 @@ class CORSMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"]) if scope["type"] == "http" else {}
         origin = headers.get(b"origin")
-        if origin is None:
+        # A closed path answers a preflight as any OPTIONS, without CORS headers.
+        if origin is None or self.policy.closed(scope["path"]):
             await self.app(scope, receive, send)
             return
         allowed = self.policy.allow(origin.decode("latin-1"), scope["path"])

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 
 TOKEN_PREFIX = "vt_"  # noqa: S105 (a prefix, not a secret)
+TOKEN_ID_PREFIX = "tok_"  # noqa: S105 (a token id is no secret)
 
 DIGEST_LENGTH = 64  # SHA-256 in hex
 
@@ -15,7 +16,7 @@ def new_token() -> str:
 
 
 def new_token_id() -> str:
-    return "tok_" + secrets.token_hex(4)
+    return TOKEN_ID_PREFIX + secrets.token_hex(4)
 
 
 def digest(token: str) -> str:
