@@ -24,7 +24,7 @@ from ..storage import StorageError
 from ..storage.keys import is_valid_website_id
 from ..storage.tokens import TOKEN_ID_PREFIX
 from .responses import JSONResponse, error
-from .routes import AUTH_ERROR, bearer_token
+from .routes import AUTH_ERROR, NOT_JSON, bearer_token
 
 log = logging.getLogger("realtime_visitors")
 
@@ -35,7 +35,6 @@ TOKENS = f"{WEBSITE}/tokens"
 TOKEN = f"{TOKENS}/{{tokenId}}"
 
 INVALID_ADMIN_TOKEN = "Invalid admin token"  # noqa: S105 (a message, not a secret)
-NOT_JSON = "Request body must be a JSON object"
 CREATE_FIELDS = ("websiteId", "name", "plan")
 UPDATE_FIELDS = ("plan",)
 DEFAULT_PLAN = "free"  # as `sites create`
