@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     realtime, pageview = Realtime(settings, store), Pageview(settings, store)
     cors = CorsPolicy(
         settings.cors_origins,
-        open_paths=[PAGEVIEW_PATH, "/script.js"],
+        open_paths=[PAGEVIEW_PATH, tracker.PATH],
         closed_prefixes=[admin.PREFIX],
     )
     # Without RTV_ADMIN_TOKEN the admin API does not exist: its paths answer 404.
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi.endpoint, methods=["GET"]),
-            Route("/script.js", tracker.endpoint, methods=["GET", "HEAD"]),
+            Route(tracker.PATH, tracker.endpoint, methods=["GET", "HEAD"]),
             *admin_routes,
         ],
         middleware=[Middleware(CORSMiddleware, policy=cors)],

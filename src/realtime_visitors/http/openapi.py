@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from .. import __version__
 from ..tracking.visitors import MAX_VISITOR_ID
-from . import admin
+from . import admin, tracker
 from .fastlane import UNAVAILABLE
 from .routes import (
     ACCEPTED,
@@ -84,7 +84,7 @@ def _document() -> dict[str, Any]:
             "/api/v1/realtime/breakdown": {"get": _breakdown()},
             "/api/v1/realtime/history": {"get": _history()},
             "/api/v1/pageview": {"post": _pageview()},
-            "/script.js": {"get": _script()},
+            tracker.PATH: {"get": _script()},
             "/healthz": {"get": _healthz()},
             "/readyz": {"get": _readyz()},
             "/openapi.json": {"get": _openapi()},

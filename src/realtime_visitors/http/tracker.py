@@ -12,6 +12,7 @@ from importlib.resources import files
 from starlette.requests import Request
 from starlette.responses import Response
 
+PATH = "/script.js"
 MEDIA_TYPE = "text/javascript; charset=utf-8"
 # An hour: a new version reaches every site within the hour, and revalidating after
 # that costs a 304 thanks to the ETag.
