@@ -13,6 +13,7 @@
 -- Returns {status, visitors, limit, remaining, reset ms, retry-after ms, now ms};
 -- status 0 ok, otherwise as lib/authorize.lua.
 -- include: lib/authorize
+-- include: lib/count
 local site, visitors, failures, pages = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local since, page = tonumber(ARGV[1]), ARGV[5]
 
@@ -22,14 +23,4 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local refused, limit, remaining, reset = authorize(site, failures, ARGV[2], tonumber(ARGV[3]), ARGV[4], 6, now)
 if refused then return refused end
 
--- Members whose latest pageview is older than the window have left. Trimming
--- them is pageview.lua's job; the count never depends on it.
-local count
-if page == '' then
-  count = redis.call('ZCOUNT', visitors, '(' .. (now - since), '+inf')
-else
-  -- The page's entries, from the first one newer than now - since to the page's end.
-  local from = '[' .. page .. '\0' .. string.format('%013.0f', now - since + 1)
-  count = redis.call('ZLEXCOUNT', pages, from, '(' .. page .. '\1')
-end
-return {0, count, limit, remaining, reset, 0, now}
+return {0, count_visitors(visitors, pages, since, page, now), limit, remaining, reset, 0, now}

@@ -288,7 +288,8 @@ def test_tokens_created_work_and_revoked_are_refused_at_once(admin: TestClient) 
     response = admin.post(tokens, headers=AUTH)
     assert response.status_code == 201
     second = response.json()
-    assert set(second) == {"websiteId", "tokenId", "token"}
+    assert set(second) == {"websiteId", "tokenId", "token", "kind", "origins"}
+    assert (second["kind"], second["origins"]) == ("secret", [])
     assert second["websiteId"] == website_id
     assert count(admin, website_id, second["token"]).status_code == 200
 
@@ -298,7 +299,7 @@ def test_tokens_created_work_and_revoked_are_refused_at_once(admin: TestClient) 
         created["tokenId"],
         second["tokenId"],
     ]
-    assert all(set(info) == {"tokenId", "created"} for info in listed.json())
+    assert all(set(info) == {"tokenId", "created", "kind", "origins"} for info in listed.json())
     assert first not in listed.text
     assert second["token"] not in listed.text
 
@@ -391,3 +392,30 @@ def test_redis_down_is_503_never_500(
         assert response.json() == {"error": "Service unavailable"}
         assert response.headers["Retry-After"] == "1"
     assert f"admin GET {WEBSITES} 503" in caplog.text
+
+
+def test_a_public_key_is_created_with_its_origins(admin: TestClient, make_site) -> None:
+    website_id, _ = make_site()
+    made = admin.post(
+        f"/api/v1/admin/websites/{website_id}/tokens",
+        headers=AUTH,
+        json={"public": True, "origins": ["https://shop.example"]},
+    )
+    assert made.status_code == 201
+    body = made.json()
+    assert (body["kind"], body["origins"]) == ("public", ["https://shop.example"])
+    assert body["token"].startswith("vt_pub_")
+    listed = admin.get(f"/api/v1/admin/websites/{website_id}/tokens", headers=AUTH).json()
+    assert [(t["kind"], t["origins"]) for t in listed] == [
+        ("secret", []),
+        ("public", ["https://shop.example"]),
+    ]
+    for bad, message in (
+        ({"public": "yes"}, "public must be true or false"),
+        ({"public": True, "origins": "https://a.example"}, "origins must be a list of strings"),
+        ({"public": True, "origins": ["a.example"]}, "not an origin"),
+        ({"origins": ["https://a.example"]}, "public keys only"),
+    ):
+        refused = admin.post(f"/api/v1/admin/websites/{website_id}/tokens", headers=AUTH, json=bad)
+        assert refused.status_code == 400
+        assert message in refused.json()["error"]

@@ -224,10 +224,11 @@ def test_delete_removes_every_key_of_the_website(
     raw: redis.Redis,
 ) -> None:
     website_id, token = new_site()
-    # Fill every key the website can have: visitors, salt (anonymous visitor), and
-    # the client counters (new visitors, failed authentications).
+    # Fill every key the website can have: visitors, salt (anonymous visitor), a
+    # public key, and the client counters (new visitors, failed authentications).
     for body in ({"websiteId": website_id, "visitorId": "v1"}, {"websiteId": website_id}):
         assert client.post("/api/v1/pageview", json=body).status_code == 202
+    assert cli("tokens", "create", website_id, "--public").exit_code == 0
     assert realtime(client, website_id, token).status_code == 200
     assert realtime(client, website_id, "vt_wrong").status_code == 401
     keys = set(raw.scan_iter(match=f"*{{{website_id}}}*"))
@@ -249,7 +250,8 @@ def test_tokens_create_adds_a_working_token(
 ) -> None:
     website_id, first = new_site()
     out = json_of(cli("tokens", "create", website_id, "--json"))
-    assert set(out) == {"websiteId", "tokenId", "token"}
+    assert set(out) == {"websiteId", "tokenId", "token", "kind", "origins"}
+    assert (out["kind"], out["origins"]) == ("secret", [])
     assert out["websiteId"] == website_id
     assert TOKEN.fullmatch(out["token"])
     assert out["token"] != first
@@ -265,7 +267,8 @@ def test_tokens_list_shows_ids_and_times_never_secrets(cli: Cli, new_site: NewSi
     assert len(listed) == 2
     assert second["tokenId"] in {entry["tokenId"] for entry in listed}
     for entry in listed:
-        assert set(entry) == {"tokenId", "created"}
+        assert set(entry) == {"tokenId", "created", "kind", "origins"}
+        assert entry["kind"] == "secret"
         assert re.fullmatch(r"tok_[0-9a-f]{8}", entry["tokenId"])
         datetime.strptime(entry["created"], ISO_SECOND)
     text = cli("tokens", "list", website_id)
@@ -551,3 +554,39 @@ def test_show_counts_visitors_now_without_spending_the_budget(
     first_read = realtime(client, website_id, token)
     assert first_read.json()["currentVisitors"] == 2
     assert first_read.headers["X-RateLimit-Remaining"] == "99"
+
+
+def test_tokens_create_public_prints_a_key_bound_to_its_origins(
+    cli: Cli, new_site: NewSite
+) -> None:
+    website_id, secret = new_site()
+    made = cli(
+        "tokens", "create", website_id, "--public", "--origin", "https://Shop.Example",
+        "--origin", "http://localhost:3000",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    key = made.stdout.splitlines()[1].strip()
+    assert re.fullmatch(r"vt_pub_[A-Za-z0-9_-]{43}", key)
+    assert "https://shop.example, http://localhost:3000" in made.stdout.splitlines()[0]
+    listed = cli("tokens", "list", website_id)
+    rows = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert [row[2:] for row in rows] == [
+        ["secret"],
+        ["public", "https://shop.example http://localhost:3000"],
+    ]
+    assert key not in listed.stdout
+    assert secret not in listed.stdout
+    as_json = json.loads(cli("tokens", "list", website_id, "--json").stdout)
+    assert [t["kind"] for t in as_json] == ["secret", "public"]
+    assert cli("tokens", "revoke", website_id, key).exit_code == 0
+    assert "public" not in cli("tokens", "list", website_id).stdout
+
+
+def test_tokens_create_refuses_a_bad_origin_or_origins_without_public(
+    cli: Cli, new_site: NewSite
+) -> None:
+    website_id, _ = new_site()
+    fails(
+        cli("tokens", "create", website_id, "--public", "--origin", "shop.example"), "not an origin"
+    )
+    fails(cli("tokens", "create", website_id, "--origin", "https://a.example"), "public keys only")

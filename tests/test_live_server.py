@@ -80,10 +80,11 @@ def free_port() -> int:
         return port
 
 
-def serve(log: Path, **env: str) -> Live:
+def serve(log: Path, port: int | None = None, **env: str) -> Live:
+    """`realtime-visitors serve` on `port` (a free one by default), with this environment."""
     assert CLI.is_file(), f"{CLI} missing: install the project into this virtualenv"
     base = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("RTV_")}
-    port = free_port()
+    port = port or free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(CLI), "serve", "--port", str(port)],

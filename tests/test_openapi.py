@@ -3,6 +3,8 @@
 The last test is Schemathesis against the live app (the embedded Valkey, and REDIS_URL
 when set), the admin API enabled: over a thousand generated requests, each answered
 without a 5xx and as the document says, status code, content type, headers and body.
+All but the stream's: a stream that works never ends, so its refusals are checked here
+one by one instead.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 import jsonschema_rs
+import orjson
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -39,8 +42,8 @@ from starlette.testclient import TestClient
 from realtime_visitors.admin import NotFound, Sites
 from realtime_visitors.app import create_app
 from realtime_visitors.config import DEFAULT_PLANS, Settings
-from realtime_visitors.http import admin, fastlane, routes
-from realtime_visitors.http.openapi import TOKEN_ID, WEBSITE_ID, document
+from realtime_visitors.http import admin, fastlane, public, routes, stream
+from realtime_visitors.http.openapi import PUBLIC_KEY, TOKEN_ID, WEBSITE_ID, document
 from realtime_visitors.storage import keys, tokens
 
 from .conftest import run_admin, unique_id
@@ -58,8 +61,10 @@ ENDPOINTS = {
 }
 # Served in front of Starlette's stack (fastlane.py).
 FAST = {("GET", "/api/v1/realtime"), ("POST", "/api/v1/pageview")}
-# The reads' shared answers come from their base class.
+# The reads' shared answers come from their base class, and from public.py for a
+# publishable key.
 READS = {"Realtime", "Breakdown", "History"}
+STREAM = ("GET", "/api/v1/realtime/stream")
 ADMIN_TOKEN = "admin-0123456789abcdef-secret"
 # Served only with RTV_ADMIN_TOKEN set.
 ADMIN = {
@@ -110,10 +115,22 @@ EXAMPLES = {
 }
 # Where a positive request goes: a real website with its token (sometimes as a
 # repeated or empty id), a well-formed id of no website, one with a 3-request
-# budget, one sent only wrong tokens, or as generated (malformed ids and tokens).
+# budget, one sent only wrong tokens, the website with a publishable key (the count:
+# 200; another read: 403) or one bound to an origin (403 from any other), or as
+# generated (malformed ids and tokens).
 REALTIME_TARGETS = (
-    ["site"] * 8 + ["repeated", "empty", "unknown"] + ["limited", "guarded"] * 2 + ["as is"] * 4
+    ["site"] * 8
+    + ["repeated", "empty", "unknown"]
+    + ["limited", "guarded"] * 2
+    + ["public", "bound"]
+    + ["as is"] * 4
 )
+# Six reads in sixteen go to these targets in turn, whatever was drawn, so that each
+# read meets 429 (a spent budget, wrong tokens), 403 (a publishable key from another
+# origin, or for another read), 404 and 400 in every run however Hypothesis leans.
+FORCED = {0: "limited", 1: "guarded", 2: "bound", 3: "public", 4: "unknown", 5: "empty"}
+ROTATION = 16
+SHOP, ELSEWHERE = "https://shop.example", "https://elsewhere.example"
 WRONG_TOKENS = st.from_regex(r"vt_[A-Za-z0-9_-]{1,43}", fullmatch=True)
 PAGEVIEW_TARGETS = ["site"] * 6 + ["too large"] + ["as is"] * 3
 # Who calls the admin API when the operator does not: no header, another scheme, a
@@ -242,11 +259,79 @@ def test_every_status_the_code_answers_is_documented(method: str, path: str) -> 
     assert {found_in for found_in, _ in respond_calls(routes)} <= classes
     from_route = answered_statuses(routes, owner)
     if owner in READS:
-        from_route |= answered_statuses(routes, "Read")
+        from_route |= answered_statuses(routes, "Read") | public_statuses()
     # The fast lane adds 503 when Redis fails; its 500 is an unexpected error, a bug
     # that the Schemathesis test below would report, never a documented answer.
     from_lane = answered_statuses(fastlane, "FastLane") - {500}
     assert from_route | from_lane == documented_statuses(method, path)
+
+
+def public_statuses() -> set[int]:
+    """What a read answers a publishable key it refuses: public.py's answers, all of
+    them from PublicReads."""
+    assert {found_in for found_in, _ in respond_calls(public)} == {"PublicReads"}
+    return answered_statuses(public, "PublicReads")
+
+
+def test_the_stream_refuses_what_the_document_says() -> None:
+    # The stream is the realtime read answered with events: it refuses as Read,
+    # Realtime and public.py do, and answers nothing of its own but the stream, in
+    # place of Read.answer's 200.
+    assert issubclass(stream.Stream, routes.Realtime)
+    assert list(respond_calls(stream)) == []
+    assert "answer" in vars(stream.Stream)
+    answered = answered_statuses(routes, "Read") | answered_statuses(routes, "Realtime")
+    refusals = (answered | public_statuses()) - {200}
+    # And 503, from app.py's StorageError handler (the stream is not in the fast lane).
+    assert refusals == documented_statuses(*STREAM) - {200, 503} == {400, 401, 403, 404, 429}
+
+
+def test_the_stream_refusals_are_the_documented_answers(
+    settings: Settings, make_site: Site, make_client: Callable[..., TestClient]
+) -> None:
+    website_id, secret = make_site()
+    key = run_admin(settings, lambda sites: sites.create_token(website_id, True)).token
+    bound = run_admin(settings, lambda sites: sites.create_token(website_id, True, [SHOP])).token
+    assert re.fullmatch(PUBLIC_KEY, key)
+    site, unknown = {"websiteId": website_id}, {"websiteId": unique_id("nosite"), "key": key}
+    # Refusals only: a stream that opens does not end.
+    cases: list[tuple[dict[str, str], dict[str, str], int, bytes | str]] = [
+        ({**site, "key": secret}, {}, 400, routes.SECRET_IN_QUERY),
+        ({"key": key}, {}, 400, routes.MISSING_ID),
+        ({**site, "key": key, "path": "pricing"}, {}, 400, "path must start with /"),
+        (site, {}, 401, routes.AUTH_ERROR),
+        ({**site, "key": "vt_pub_" + "x" * 43}, {}, 401, routes.INVALID_TOKEN),
+        (site, {"Authorization": "Bearer vt_wrong"}, 401, routes.INVALID_TOKEN),
+        ({**site, "key": bound}, {"Origin": ELSEWHERE}, 403, public.WRONG_ORIGIN),
+        (unknown, {}, 404, routes.NOT_FOUND),
+        # The address's fourth read by publishable key within the minute.
+        (unknown, {}, 429, routes.RATE_LIMITED),
+    ]
+    client = make_client(peer="192.0.2.7", public_reads_per_minute=3)
+    answers = [(client.get(STREAM[1], params=q, headers=h), s, m) for q, h, s, m in cases]
+    # Redis down as the stream would start: 503, from app.py.
+    down = make_client(redis_url="redis://127.0.0.1:1/0", redis_timeout=0.2)
+    answers.append((down.get(STREAM[1], params={**site, "key": key}), 503, fastlane.UNAVAILABLE))
+    documented = document()["paths"][STREAM[1]]["get"]["responses"]
+    for response, status, error in answers:
+        assert (response.status_code, response.json()) == (status, {"error": message(error)})
+        assert response.headers["content-type"] == "application/json"
+        answer = documented[str(status)]
+        jsonschema_rs.validate(answer["content"]["application/json"]["schema"], response.json())
+        for name, header in answer["headers"].items():
+            values = response.headers.get_list(name)
+            assert values or not header["required"], name
+            for value in values:
+                jsonschema_rs.validate(header["schema"], header_value(value))
+
+
+def message(error: bytes | str) -> str:
+    """The message of an error body rendered ahead, or the message itself."""
+    return error if isinstance(error, str) else str(orjson.loads(error)["error"])
+
+
+def header_value(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
 
 
 def test_documented_website_id_is_the_key_schema() -> None:
@@ -257,7 +342,10 @@ def test_documented_website_id_is_the_key_schema() -> None:
 def live_app(settings: Settings) -> Iterator[Any]:
     # Schemathesis serves the app in its own event loop, lifespan included; the store's
     # connection belongs to that loop, so the app is this test's alone.
-    app = create_app(replace(settings, plans=PLANS, admin_token=ADMIN_TOKEN))
+    # Without the limit on reads by publishable key (test_public.py tests it): most of
+    # them must reach the key's checks, so that 403 comes up in every run.
+    config = replace(settings, plans=PLANS, admin_token=ADMIN_TOKEN, public_reads_per_minute=0)
+    app = create_app(config)
     yield app
     asgi.shutdown_lifespans()
 
@@ -269,27 +357,48 @@ def test_schemathesis_against_the_live_app(
     site, token = make_site("enterprise")  # 200 all along
     limited, limited_token = make_site("tiny", config=replace(settings, plans=PLANS))
     guarded, _ = make_site()
+    public_keys = {
+        "public": run_admin(settings, lambda sites: sites.create_token(site, True)).token,
+        "bound": run_admin(settings, lambda sites: sites.create_token(site, True, [SHOP])).token,
+    }
     # The admin API's: one website and its spare tokens, and websites to delete.
     owner, _ = make_site()
     spare = run_admin(settings, lambda sites: new_token_ids(sites, owner, 6))
     doomed = [make_site()[0] for _ in range(6)]
 
+    reads = itertools.count()
+
     def realtime(case: Any, data: st.DataObject) -> None:
-        target = data.draw(st.sampled_from(REALTIME_TARGETS))
+        # All drawn every time, whatever FORCED says: as for the admin caller below.
+        drawn = data.draw(st.sampled_from(REALTIME_TARGETS))
         scheme = data.draw(st.sampled_from(["Bearer", "bearer", "BEARER"]))
+        wrong_token = data.draw(WRONG_TOKENS)
+        in_query = data.draw(st.booleans())
+        origin = data.draw(st.sampled_from([None, ELSEWHERE, SHOP]))
+        target = FORCED.get(next(reads) % ROTATION, drawn)
+        window = case.query.get("window")
+        if target in ("site", "public", "bound") and isinstance(window, int):
+            # The document cannot say the configured window: most asks stay within it.
+            case.query["window"] = window % (settings.window_seconds + 20) + 1
         if target in ("site", "repeated", "empty"):
             case.query["websiteId"] = {"site": site, "repeated": [site, site], "empty": ""}[target]
             case.headers["Authorization"] = f"{scheme} {token}"
-            window = case.query.get("window")
-            if target == "site" and isinstance(window, int):
-                # The document cannot say the configured window: most asks stay within it.
-                case.query["window"] = window % (settings.window_seconds + 20) + 1
+        elif target in ("public", "bound"):  # in key= or in the header, from an origin
+            case.query["websiteId"] = site
+            case.query.pop("key", None)
+            case.headers.pop("Authorization", None)
+            if in_query:
+                case.query["key"] = public_keys[target]
+            else:
+                case.headers["Authorization"] = f"{scheme} {public_keys[target]}"
+            if origin:
+                case.headers["Origin"] = origin
         elif target == "limited":  # 200 until its budget is spent, then 429 with X-RateLimit-*
             case.query["websiteId"] = limited
             case.headers["Authorization"] = f"{scheme} {limited_token}"
         elif target == "guarded":  # well-formed wrong tokens: 401, then 429 for a minute
             case.query["websiteId"] = guarded
-            case.headers["Authorization"] = f"{scheme} {data.draw(WRONG_TOKENS)}"
+            case.headers["Authorization"] = f"{scheme} {wrong_token}"
         elif target == "unknown":  # a well-formed id of no website: 404
             case.query["websiteId"] = unique_id("nosite")
             case.headers["Authorization"] = f"{scheme} {token}"
@@ -320,7 +429,7 @@ def test_schemathesis_against_the_live_app(
                 "website": f"Bearer {token}",
             }[caller]
 
-    creations = itertools.count()
+    creations, tokens_made = itertools.count(), itertools.count()
 
     def admin_target(case: Any, data: st.DataObject) -> None:
         admin_caller(case, data)
@@ -335,8 +444,16 @@ def test_schemathesis_against_the_live_app(
         # An aimed plan change always names a configured plan, so that 200 comes up
         # in every run; unaimed ones bring the unknown plans (400).
         is_update = operation == ("PATCH", admin.WEBSITE)
-        if isinstance(case.body, dict) and (is_update or data.draw(st.booleans())):
+        has_plan = is_update or operation == ("POST", admin.WEBSITES)
+        if isinstance(case.body, dict) and has_plan and (is_update or data.draw(st.booleans())):
             case.body["plan"] = data.draw(st.sampled_from(list(PLANS)))
+        if operation == ("POST", admin.TOKENS) and isinstance(case.body, dict):
+            # Every fourth aimed token asks origins for a secret token (400), and the
+            # next a publishable key bound to one (201), however Hypothesis leans.
+            turn = next(tokens_made) % 4
+            if turn < 2:
+                case.body.clear()
+                case.body.update(origins=[SHOP], **({"public": True} if turn else {}))
         if operation == ("POST", admin.WEBSITES) and isinstance(case.body, dict):
             # Every fourth aimed creation reuses an existing id, with a valid plan, so
             # that 409 comes up however Hypothesis leans in its draws.
@@ -363,6 +480,9 @@ def test_schemathesis_against_the_live_app(
         for result in schema.get_all_operations():
             operation = result.ok()
             method, path = operation.method.upper(), operation.path
+            if (method, path) == STREAM:
+                # A stream that opens never ends: the refusal tests above check it.
+                continue
             examples = EXAMPLES.get((method, path, POSITIVE), 10)
             answered += fuzz(operation, POSITIVE, examples, aim.get(path), created)
             # Operations without parameters have no invalid request to make. An invalid
@@ -392,6 +512,8 @@ def test_schemathesis_against_the_live_app(
         assert seen == documented_statuses(method, path) - {503}, report
     too_many = {error for _, _, status, error in answered if status == 429}
     assert too_many == {"Rate limit exceeded", "Too many failed authentication attempts"}, report
+    forbidden = {error for _, _, status, error in answered if status == 403}
+    assert forbidden == {message(routes.CANNOT_READ), message(public.WRONG_ORIGIN)}, report
     refused = {
         error
         for method, path, status, error in answered
@@ -429,8 +551,9 @@ def fuzz(
         if aim is not None:
             aim(case, data)
         response = case.call_and_validate(checks=CHECKS)
-        # The answers that are not a JSON object: the script, the lists, no content.
-        body = response.json() if response.content and case.path != "/script.js" else None
+        # Not JSON: the browser files and the answers without content.
+        is_json = response.headers.get("content-type") == ["application/json"]
+        body = response.json() if is_json else None
         error = body.get("error") if isinstance(body, dict) else None
         answered[(case.method.upper(), case.path, response.status_code, error)] += 1
         if (case.path, response.status_code) == (admin.WEBSITES, 201):

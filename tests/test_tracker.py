@@ -30,11 +30,11 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, Request, sync_playwright
 from starlette.testclient import TestClient
 
-from realtime_visitors.http import tracker
+from realtime_visitors.http import assets
 
 from .test_live_server import Live, serve
 
-SOURCE = Path(tracker.__file__).parents[1] / "web" / "script.js"
+SOURCE = Path(assets.__file__).parents[1] / "web" / "script.js"
 MAX_GZIPPED = 1000
 PAGEVIEW = "/api/v1/pageview"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -58,19 +58,19 @@ def test_head_has_the_headers_and_no_body(client: TestClient) -> None:
     response = client.head("/script.js")
     assert response.status_code == 200
     assert response.content == b""
-    assert response.headers["etag"] == tracker.ETAG
-    assert response.headers["content-length"] == str(len(tracker.BODY))
+    assert response.headers["etag"] == assets.TRACKER.etag
+    assert response.headers["content-length"] == str(len(assets.TRACKER.body))
 
 
 @pytest.mark.parametrize(
     "if_none_match",
-    [tracker.ETAG, f"W/{tracker.ETAG}", f'"old", {tracker.ETAG}', "*"],
+    [assets.TRACKER.etag, f"W/{assets.TRACKER.etag}", f'"old", {assets.TRACKER.etag}', "*"],
 )
 def test_a_matching_if_none_match_is_answered_304(client: TestClient, if_none_match: str) -> None:
     response = client.get("/script.js", headers={"If-None-Match": if_none_match})
     assert response.status_code == 304
     assert response.content == b""
-    assert response.headers["etag"] == tracker.ETAG
+    assert response.headers["etag"] == assets.TRACKER.etag
     assert response.headers["cache-control"] == "public, max-age=3600"
     assert "content-type" not in response.headers
 
@@ -78,7 +78,7 @@ def test_a_matching_if_none_match_is_answered_304(client: TestClient, if_none_ma
 def test_another_etag_gets_the_script(client: TestClient) -> None:
     response = client.get("/script.js", headers={"If-None-Match": '"old"'})
     assert response.status_code == 200
-    assert response.content == tracker.BODY
+    assert response.content == assets.TRACKER.body
 
 
 def test_any_origin_may_load_it_with_cors(client: TestClient) -> None:

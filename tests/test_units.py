@@ -139,7 +139,7 @@ def test_store_description_names_the_variable_that_chose_it() -> None:
 
 def test_all_keys_of_a_website_share_its_hash_tag() -> None:
     keys = site_keys("my-site.1")
-    assert len(set(keys.all)) == len(keys.all) == 9
+    assert len(set(keys.all)) == len(keys.all) == 10
     for key in keys.all:
         assert re.fullmatch(r"rtv:\{my-site\.1\}:[\w:]+", key)
     assert website_id_of_site_key(keys.site) == "my-site.1"

@@ -16,11 +16,14 @@ from starlette.types import ASGIApp
 
 from .admin import Sites
 from .config import Settings
-from .http import admin, openapi, tracker
+from .http import admin, assets, openapi
 from .http.cors import CORSMiddleware, CorsPolicy
 from .http.fastlane import FastLane, log_unavailable
+from .http.public import PublicReads
 from .http.responses import JSONResponse, error
 from .http.routes import Breakdown, History, Pageview, Realtime
+from .http.stream import Stream
+from .live import Counts
 from .storage import StorageError, Store
 
 log = logging.getLogger("realtime_visitors")
@@ -29,6 +32,7 @@ REALTIME_PATH = "/api/v1/realtime"
 PAGEVIEW_PATH = "/api/v1/pageview"
 BREAKDOWN_PATH = "/api/v1/realtime/breakdown"
 HISTORY_PATH = "/api/v1/realtime/history"
+STREAM_PATH = "/api/v1/realtime/stream"
 UNAVAILABLE_RETRY_AFTER = "1"
 
 
@@ -38,10 +42,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         if not settings.redis_url:
             raise RuntimeError("REDIS_URL is not set: start with `realtime-visitors serve`")
         store = Store(settings.redis_url, settings)
-    realtime, pageview = Realtime(settings, store), Pageview(settings, store)
+    # Public reads and streams share one count per website and path per second.
+    public = PublicReads(settings, Counts(store))
+    realtime, pageview = Realtime(settings, store, public), Pageview(settings, store)
     cors = CorsPolicy(
         settings.cors_origins,
-        open_paths=[PAGEVIEW_PATH, tracker.PATH],
+        open_paths=[PAGEVIEW_PATH, *assets.OPEN],
         closed_prefixes=[admin.PREFIX],
     )
     # Without RTV_ADMIN_TOKEN the admin API does not exist: its paths answer 404.
@@ -67,14 +73,15 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             Route(REALTIME_PATH, realtime, methods=["GET"]),
             Route(PAGEVIEW_PATH, pageview, methods=["POST"]),
             # Reads for a live view; not in the fast lane: they are not the hot path.
-            Route(BREAKDOWN_PATH, Breakdown(settings, store), methods=["GET"]),
-            Route(HISTORY_PATH, History(settings, store), methods=["GET"]),
+            Route(BREAKDOWN_PATH, Breakdown(settings, store, public), methods=["GET"]),
+            Route(HISTORY_PATH, History(settings, store, public), methods=["GET"]),
+            Route(STREAM_PATH, Stream(settings, store, public), methods=["GET"]),
             # For load balancers and orchestrators: alive (no Redis call), and ready
             # (Redis answers, the scripts are loaded).
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi.endpoint, methods=["GET"]),
-            Route(tracker.PATH, tracker.endpoint, methods=["GET", "HEAD"]),
+            *(Route(asset.path, asset.endpoint, methods=["GET", "HEAD"]) for asset in assets.ALL),
             *admin_routes,
         ],
         middleware=[Middleware(CORSMiddleware, policy=cors)],

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -153,12 +155,28 @@ def log_config() -> dict[str, Any]:
     config = copy.deepcopy(LOGGING_CONFIG)
     for formatter in config["formatters"].values():
         formatter["fmt"] = "%(asctime)s " + formatter["fmt"]
+    config["filters"] = {"hide_keys": {"()": "realtime_visitors.cli.HideKeys"}}
+    config["handlers"]["access"]["filters"] = ["hide_keys"]
     config["loggers"]["realtime_visitors"] = {
         "handlers": ["default"],
         "level": "INFO",
         "propagate": False,
     }
     return config
+
+
+class HideKeys(logging.Filter):
+    """Access lines with the value of `key=` hidden: a public key is no secret, but a
+    secret token pasted there by mistake is (the request is refused, the line stays)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and "key=" in str(args[2]):
+            record.args = (*args[:2], _KEY_VALUE.sub(r"\1***", str(args[2])), *args[3:])
+        return True
+
+
+_KEY_VALUE = re.compile(r"([?&]key=)[^&]*")
 
 
 def exit_cleanly(signum: int, frame: FrameType | None) -> None:
@@ -274,12 +292,32 @@ def tokens() -> None:
 
 @tokens.command("create")
 @click.argument("website_id")
+@click.option(
+    "--public",
+    is_flag=True,
+    help="A publishable key (vt_pub_...) for web pages: reads the live count only, "
+    "and never spends the plan's budget.",
+)
+@click.option(
+    "--origin",
+    "origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="With --public: an origin (https://shop.example) the key may be used from; "
+    "repeat for several. None: any origin.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def tokens_create(website_id: str, as_json: bool) -> None:
+def tokens_create(website_id: str, public: bool, origins: tuple[str, ...], as_json: bool) -> None:
     """Add an API token (shown once); the old ones keep working until revoked."""
-    token = run_admin(lambda s: s.create_token(website_id))
+    token = run_admin(lambda s: s.create_token(website_id, public, origins))
     if as_json:
         emit_json(new_token_json(website_id, token))
+        return
+    if public:
+        where = ", ".join(token.origins) or "any origin"
+        click.echo(f"Public key {token.token_id} for {where}, shown only this once:")
+        click.echo(f"  {token.token}")
+        click.echo("It may sit in a web page: it reads the live count and nothing else.")
         return
     click.echo(f"API token {token.token_id}, shown only this once, keep it safe:")
     click.echo(f"  {token.token}")
@@ -289,20 +327,22 @@ def tokens_create(website_id: str, as_json: bool) -> None:
 @click.argument("website_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def tokens_list(website_id: str, as_json: bool) -> None:
-    """List a website's tokens by id and creation time (never the secrets)."""
+    """List a website's tokens: id, creation time, kind and origins (never the values)."""
     infos = run_admin(lambda s: s.list_tokens(website_id))
     if as_json:
         emit_json([token_json(info) for info in infos])
         return
     for info in infos:
-        click.echo(f"{info.token_id}\t{iso(info.created_ms)}")
+        origins = " ".join(info.origins) or ("any origin" if info.kind == "public" else "")
+        click.echo(f"{info.token_id}\t{iso(info.created_ms)}\t{info.kind}\t{origins}".rstrip())
 
 
 @tokens.command("revoke")
 @click.argument("website_id")
 @click.argument("token_id_or_token")
 def tokens_revoke(website_id: str, token_id_or_token: str) -> None:
-    """Revoke a token by its id (tok_...) or its value (vt_...): refused from the next request."""
+    """Revoke a token or public key by its id (tok_...) or its value (vt_...): refused
+    from the next request (a public key within a second)."""
     token_id = run_admin(lambda s: s.revoke_token(website_id, token_id_or_token))
     if token_id == token_id_or_token:
         click.echo(f"Revoked token {token_id} of website {website_id}.")

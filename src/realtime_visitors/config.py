@@ -41,6 +41,8 @@ class Settings:
     redis_timeout: float = 0.5
     max_visitors_per_ip: int = 100
     max_auth_failures: int = 10
+    # Reads by publishable key per client address per minute, per process (0: no limit).
+    public_reads_per_minute: int = 60
     # Unset: no admin API. A secret: kept out of the dataclass repr.
     admin_token: str | None = field(default=None, repr=False)
 
@@ -69,6 +71,7 @@ class Settings:
             redis_timeout=_positive_float(env, "RTV_REDIS_TIMEOUT", 0.5),
             max_visitors_per_ip=_whole(env, "RTV_MAX_VISITORS_PER_IP", 100),
             max_auth_failures=_positive_int(env, "RTV_MAX_AUTH_FAILURES", 10),
+            public_reads_per_minute=_whole(env, "RTV_PUBLIC_READS_PER_MINUTE", 60),
             admin_token=parse_admin_token(env.get("RTV_ADMIN_TOKEN", "")),
         )
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from ..storage.keys import (
     SITE_PATTERN,
@@ -14,7 +15,15 @@ from ..storage.keys import (
     website_pattern,
 )
 from ..storage.store import Store
-from ..storage.tokens import DIGEST_LENGTH, TOKEN_ID_PREFIX, digest, new_token, new_token_id
+from ..storage.tokens import (
+    DIGEST_LENGTH,
+    TOKEN_ID_PREFIX,
+    digest,
+    is_public,
+    new_public_key,
+    new_token,
+    new_token_id,
+)
 
 
 class SiteError(Exception):
@@ -38,17 +47,24 @@ class Site:
     created_ms: int
 
 
+SECRET, PUBLIC = "secret", "public"  # the kinds of token
+
+
 @dataclass(frozen=True, slots=True)
 class TokenInfo:
     token_id: str
     created_ms: int
+    kind: str = SECRET
+    origins: tuple[str, ...] = ()  # a public key's; empty: any origin
 
 
 @dataclass(frozen=True, slots=True)
 class NewToken:
-    token: str  # the secret: shown once, never stored
+    token: str  # shown once, never stored (a public key too: it is stored as a digest)
     token_id: str
     created_ms: int
+    kind: str = SECRET
+    origins: tuple[str, ...] = ()
 
 
 class Sites:
@@ -123,25 +139,40 @@ class Sites:
         if not existed:
             raise NotFound(f"website {website_id!r} not found")
 
-    async def create_token(self, website_id: str) -> NewToken:
+    async def create_token(
+        self, website_id: str, public: bool = False, origins: Iterable[str] = ()
+    ) -> NewToken:
+        """A secret API token, or a publishable key (read-only, for web pages) that
+        only the given origins may use (any origin when none are given)."""
         keys = site_keys(self._checked(website_id))
-        token, token_id = new_token(), new_token_id()
+        allowed = tuple(dict.fromkeys(origin_of(text) for text in origins))
+        if allowed and not public:
+            raise SiteError('origins apply to public keys only (--public, or "public": true)')
+        kind = PUBLIC if public else SECRET
+        token, token_id = new_public_key() if public else new_token(), new_token_id()
         created = int(
             await self.store.call(
-                self.store.scripts.token_create(keys=[keys.site], args=[digest(token), token_id])
+                self.store.scripts.token_create(
+                    keys=[keys.site, keys.public],
+                    args=[digest(token), token_id, kind, " ".join(allowed)],
+                )
             )
         )
         if not created:
             raise NotFound(f"website {website_id!r} not found")
-        return NewToken(token, token_id, created)
+        return NewToken(token, token_id, created, kind, allowed)
 
     async def list_tokens(self, website_id: str) -> list[TokenInfo]:
         fields = await self._fields(website_id)
+        public = await self.store.call(self.store.client.hgetall(site_keys(website_id).public))
         infos = []
         for field, value in fields.items():
             if is_token_digest(field):
                 token_id, _, created = value.partition(":")
                 infos.append(TokenInfo(token_id, int(created)))
+        for entry in public.values():
+            token_id, created, origins = _text(entry).split(":", 2)
+            infos.append(TokenInfo(token_id, int(created), PUBLIC, tuple(origins.split())))
         return sorted(infos, key=lambda info: (info.created_ms, info.token_id))
 
     async def revoke_token(self, website_id: str, token: str) -> str:
@@ -155,16 +186,17 @@ class Sites:
         if not token.startswith(TOKEN_ID_PREFIX):
             token_id = await self._token_id_of(website_id, token)
         done = await self.store.call(
-            self.store.scripts.token_revoke(keys=[keys.site], args=[token_id])
+            self.store.scripts.token_revoke(keys=[keys.site, keys.public], args=[token_id])
         )
         if not done:
             raise NotFound(f"token {token_id!r} not found for website {website_id!r}")
         return token_id
 
     async def _token_id_of(self, website_id: str, token: str) -> str:
-        # The site hash maps each token's digest to "<token id>:<created ms>".
+        # Each token's digest maps to "<token id>:<created ms>[:<origins>]".
+        keys = site_keys(website_id)
         value = await self.store.call(
-            self.store.client.hget(site_keys(website_id).site, digest(token))
+            self.store.client.hget(keys.public if is_public(token) else keys.site, digest(token))
         )
         if value is None:
             raise NotFound(f"no such token for website {website_id!r}")
@@ -195,6 +227,31 @@ class Sites:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def origin_of(text: str) -> str:
+    """A web origin as browsers send it: scheme://host[:port], lower case, no path."""
+    stripped = text.strip()
+    parts = urlsplit(stripped.lower())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or port == -1
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+        or not stripped.isascii()  # browsers send IDN hosts punycoded
+        or any(c.isspace() for c in stripped)  # origins are stored space-separated
+    ):
+        raise SiteError(
+            f"not an origin: {text!r}: expected scheme://host[:port], e.g. https://shop.example"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def is_token_digest(field: str) -> bool:

@@ -37,8 +37,19 @@ def created_site_json(site: Site, token: NewToken) -> dict[str, Any]:
 
 
 def new_token_json(website_id: str, token: NewToken) -> dict[str, Any]:
-    return {"websiteId": website_id, "tokenId": token.token_id, "token": token.token}
+    return {
+        "websiteId": website_id,
+        "tokenId": token.token_id,
+        "token": token.token,
+        "kind": token.kind,
+        "origins": list(token.origins),
+    }
 
 
 def token_json(info: TokenInfo) -> dict[str, Any]:
-    return {"tokenId": info.token_id, "created": iso(info.created_ms)}
+    return {
+        "tokenId": info.token_id,
+        "created": iso(info.created_ms),
+        "kind": info.kind,
+        "origins": list(info.origins),
+    }

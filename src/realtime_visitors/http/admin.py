@@ -37,6 +37,7 @@ TOKEN = f"{TOKENS}/{{tokenId}}"
 INVALID_ADMIN_TOKEN = "Invalid admin token"  # noqa: S105 (a message, not a secret)
 CREATE_FIELDS = ("websiteId", "name", "plan")
 UPDATE_FIELDS = ("plan",)
+TOKEN_FIELDS = ("public", "origins")
 DEFAULT_PLAN = "free"  # as `sites create`
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -98,7 +99,15 @@ class AdminAPI:
 
     async def create_token(self, request: Request) -> Response:
         website_id = _website_id(request)
-        token = await self.sites.create_token(website_id)
+        await self.sites.get(website_id)  # an unknown website is 404, whatever the body
+        body = await _object(request, TOKEN_FIELDS)
+        public = body.get("public", False)
+        if not isinstance(public, bool):
+            raise BadRequest("public must be true or false")
+        origins = body.get("origins", [])
+        if not (isinstance(origins, list) and all(isinstance(o, str) for o in origins)):
+            raise BadRequest("origins must be a list of strings")
+        token = await self.sites.create_token(website_id, public, origins)
         return JSONResponse(new_token_json(website_id, token), status_code=201)
 
     async def list_tokens(self, request: Request) -> Response:

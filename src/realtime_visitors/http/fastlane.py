@@ -63,7 +63,9 @@ def with_nosniff(send: Send) -> Send:
 
     async def send_with_nosniff(message: Message) -> None:
         if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", ()), NOSNIFF]
+            headers = list(message.get("headers", ()))
+            if not any(name == NOSNIFF[0] for name, _ in headers):  # respond() sent it
+                message["headers"] = [*headers, NOSNIFF]
         await send(message)
 
     return send_with_nosniff

@@ -12,17 +12,22 @@ from functools import cache
 from typing import Any
 
 import orjson
+from sse_starlette import ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import __version__
+from ..admin.sites import PUBLIC, SECRET, SiteError, origin_of
+from ..config import Settings
 from ..tracking.visitors import MAX_VISITOR_ID
-from . import admin, tracker
+from . import admin, assets, stream
 from .fastlane import UNAVAILABLE
+from .public import WRONG_ORIGIN
 from .routes import (
     ACCEPTED,
     AUTH_ERROR,
     BREAKDOWNS,
+    CANNOT_READ,
     DEFAULT_ITEMS,
     DEFAULT_MINUTES,
     INVALID_TOKEN,
@@ -36,8 +41,10 @@ from .routes import (
     OPTIONAL_FIELDS,
     RATE_LIMITED,
     REPEATED_ID,
+    SECRET_IN_QUERY,
     TOO_LARGE,
     TOO_MANY_FAILURES,
+    iso_timestamp,
 )
 
 Schema = dict[str, Any]
@@ -62,6 +69,23 @@ WEBSITE_ID_PARAMETER: Schema = {
     "schema": {"type": "string", "pattern": WEBSITE_ID},
     "example": "my-site",
 }
+PATH_PARAMETER: Schema = {
+    "name": "path",
+    "in": "query",
+    "description": "Count only the visitors whose latest pageview is on this "
+    "page's path (query and fragment are ignored, as in pageviews).",
+    "schema": {"type": "string", "pattern": "^/"},
+    "example": "/pricing",
+}
+PATH_ERRORS = ("path must be given once", "path must start with /")
+BOTH: list[Schema] = [{"bearer": []}, {"publicKey": []}]  # a secret token or a publishable key
+PUBLIC_READS_PER_MINUTE = Settings().public_reads_per_minute
+EXAMPLE_MS = 1753895377000  # 2025-07-30T17:09:37.000Z
+COUNT_EXAMPLE = {
+    "currentVisitors": 5,
+    "websiteId": "my-site",
+    "timestamp": iso_timestamp(EXAMPLE_MS),
+}
 
 
 def document() -> dict[str, Any]:
@@ -81,10 +105,11 @@ def _document() -> dict[str, Any]:
         },
         "paths": {
             "/api/v1/realtime": {"get": _realtime()},
+            "/api/v1/realtime/stream": {"get": _stream()},
             "/api/v1/realtime/breakdown": {"get": _breakdown()},
             "/api/v1/realtime/history": {"get": _history()},
             "/api/v1/pageview": {"post": _pageview()},
-            tracker.PATH: {"get": _script()},
+            **_asset_paths(),
             "/healthz": {"get": _healthz()},
             "/readyz": {"get": _readyz()},
             "/openapi.json": {"get": _openapi()},
@@ -95,8 +120,21 @@ def _document() -> dict[str, Any]:
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "The website's API token, `vt_...` (the scheme is "
-                    "case-insensitive).",
+                    "description": "The website's secret API token, `vt_...` (the scheme "
+                    "is case-insensitive). A publishable key sent in this header is read "
+                    "as `publicKey`.",
+                },
+                "publicKey": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "key",
+                    "description": "A publishable key, `vt_pub_...` (`tokens create "
+                    "--public`), made to sit in a web page: it reads the live count only, "
+                    "never spends the website's budget, and may be bound to origins. In "
+                    "`key=`, since `EventSource` and script tags cannot set headers; or "
+                    "as `Authorization: Bearer vt_pub_...`, which is then used instead of "
+                    "`key=`. A secret token in `key=` is refused (400): URLs end up in "
+                    "logs and browser histories.",
                 },
                 "admin": {
                     "type": "http",
@@ -105,7 +143,11 @@ def _document() -> dict[str, Any]:
                     "cannot call the admin API, and the admin token reads no count.",
                 },
             },
-            "schemas": {"Pageview": _pageview_schema(), **_admin_schemas()},
+            "schemas": {
+                "Count": _count_schema(),
+                "Pageview": _pageview_schema(),
+                **_admin_schemas(),
+            },
         },
         "tags": [
             {
@@ -127,25 +169,27 @@ def _rendered() -> bytes:
 
 
 def _realtime() -> Schema:
-    rate_limit = _rate_limit_headers(required=True)
     return {
         "operationId": "getRealtimeVisitors",
         "summary": "Current visitors of a website",
         "description": "Visitors whose latest pageview is within the sliding window "
-        "(3 minutes by default). Each authenticated request spends one request of the "
-        "website's hourly budget, a token bucket shared by every API process; failed "
-        "authentications never spend it.",
-        "security": [{"bearer": []}],
+        "(3 minutes by default).\n\n"
+        "With a secret token, each request spends one request of the website's hourly "
+        "budget, a token bucket shared by every API process; failed authentications "
+        "never spend it.\n\n"
+        "With a publishable key, for a page that shows its own count: the count only "
+        "(with or without `path` and `window`), answered from a count this process "
+        "reads at most once a second per website, path and window, so up to a second "
+        "old. It never spends the budget and carries no `X-RateLimit-*` headers; each "
+        "client address may make `RTV_PUBLIC_READS_PER_MINUTE` such reads a minute in "
+        f"each process (default {PUBLIC_READS_PER_MINUTE}; 0: no limit). A key bound to "
+        "origins answers only requests whose `Origin` is one of them, with "
+        "`Access-Control-Allow-Origin` that origin; a key bound to none answers any "
+        "origin, with `*`.",
+        "security": BOTH,
         "parameters": [
             WEBSITE_ID_PARAMETER,
-            {
-                "name": "path",
-                "in": "query",
-                "description": "Count only the visitors whose latest pageview is on this "
-                "page's path (query and fragment are ignored, as in pageviews).",
-                "schema": {"type": "string", "pattern": "^/"},
-                "example": "/pricing",
-            },
+            PATH_PARAMETER,
             {
                 "name": "window",
                 "in": "query",
@@ -157,59 +201,142 @@ def _realtime() -> Schema:
         ],
         "responses": {
             "200": _response(
-                "The count, at the Redis server's time.",
-                {
-                    "type": "object",
-                    "required": ["currentVisitors", "websiteId", "timestamp"],
-                    "properties": {
-                        "currentVisitors": COUNT,
-                        "websiteId": {"type": "string", "pattern": WEBSITE_ID},
-                        "timestamp": TIMESTAMP_SCHEMA,
-                        "path": {
-                            "type": "string",
-                            "description": "Only with `path`: the path counted, in the "
-                            "one spelling pageviews are kept in.",
-                        },
-                        "window": {**SECONDS, "description": "Only with `window`."},
-                    },
-                    "additionalProperties": False,
-                },
-                rate_limit,
-                example={
-                    "currentVisitors": 5,
-                    "websiteId": "my-site",
-                    "timestamp": "2025-07-30T17:09:37.000Z",
-                },
+                "The count, at the Redis server's time; the `X-RateLimit-*` headers with "
+                "a secret token only.",
+                _ref("Count"),
+                _rate_limit_headers(required=False),
+                example=COUNT_EXAMPLE,
             ),
-            "400": _error(
-                "`websiteId` is missing, empty or repeated, or `path` or `window` is "
-                "repeated or out of range.",
-                MISSING_ID,
-                REPEATED_ID,
-                "path must be given once",
-                "path must start with /",
+            "400": _bad_read(
+                "`path` or `window` is repeated or out of range",
+                *PATH_ERRORS,
                 "window must be given once",
                 patterns=["^window must be a whole number from 1 to [0-9]+$"],
             ),
-            **_read_refusals(),
+            **_read_refusals(count=True),
         },
     }
 
 
-def _read_refusals() -> dict[str, Schema]:
-    """What every read answers when it cannot read: same bodies, same budget."""
+def _count_schema() -> Schema:
+    return {
+        "type": "object",
+        "required": ["currentVisitors", "websiteId", "timestamp"],
+        "properties": {
+            "currentVisitors": COUNT,
+            "websiteId": {"type": "string", "pattern": WEBSITE_ID},
+            "timestamp": TIMESTAMP_SCHEMA,
+            "path": {
+                "type": "string",
+                "description": "Only with `path`: the path counted, in the "
+                "one spelling pageviews are kept in.",
+            },
+            "window": {**SECONDS, "description": "Only with `window`."},
+        },
+        "additionalProperties": False,
+    }
+
+
+def _stream() -> Schema:
+    return {
+        "operationId": "streamRealtimeVisitors",
+        "summary": "Current visitors of a website, pushed as they change",
+        "description": "The count of `GET /api/v1/realtime`, as Server-Sent Events for "
+        "an `EventSource`. With a secret token (in the `Authorization` header, which "
+        "an `EventSource` cannot send: for servers), opening the stream spends one "
+        "request of the website's budget, and nothing after; with a publishable key, "
+        "nothing. Every stream of a website and path in a process shares one read of "
+        "Redis a second.\n\n"
+        "- `visitors`: `data` is the realtime answer (a `Count`: `currentVisitors`, "
+        "`websiteId`, `timestamp`, and `path` when asked), `id` the count's time in "
+        "milliseconds on the Redis clock. Sent at once, the first with "
+        f"`retry: {stream.RETRY_MS}` (the browser reconnects that many milliseconds "
+        "after the connection drops), then whenever the count changes.\n"
+        f"- `: ping`, a comment every {stream.PING_SECONDS} seconds, so that proxies "
+        "keep the connection open.\n"
+        f"- `unavailable`, `data` `{stream.UNAVAILABLE}`: once while Redis does not "
+        "answer; `visitors` follows when it answers again.\n\n"
+        "The server ends the stream when the website is deleted or the publishable key "
+        "revoked: the browser's reconnection then gets the refusal. Refusals are JSON "
+        "errors, answered before the stream starts, as the realtime read's.",
+        "security": BOTH,
+        "parameters": [WEBSITE_ID_PARAMETER, PATH_PARAMETER],
+        "responses": {
+            "200": {
+                "description": "The stream, open until the client leaves, the server "
+                "stops, or the website or key is gone.",
+                "content": {
+                    "text/event-stream": {
+                        "schema": {"type": "string"},
+                        "example": _stream_example(),
+                    }
+                },
+            },
+            "400": _bad_read("`path` is repeated or does not start with /", *PATH_ERRORS),
+            **_read_refusals(count=True),
+        },
+    }
+
+
+def _stream_example() -> str:
+    """Events as stream.py encodes them: the first, a ping, a change, an outage."""
+
+    def render(visitors: int, now_ms: int) -> str:
+        body = {**COUNT_EXAMPLE, "currentVisitors": visitors, "timestamp": iso_timestamp(now_ms)}
+        return orjson.dumps(body).decode()
+
+    events = [
+        stream.visitors_event(5, EXAMPLE_MS, render, retry=stream.RETRY_MS),
+        ServerSentEvent(comment="ping"),
+        stream.visitors_event(6, EXAMPLE_MS + 16_000, render),
+        ServerSentEvent(data=stream.UNAVAILABLE, event="unavailable"),
+    ]
+    return b"".join(event.encode() for event in events).decode()
+
+
+def _bad_read(
+    description: str, *messages: bytes | str, patterns: list[str] | None = None
+) -> Schema:
+    """A read's 400: its own parameters, and what every read checks."""
+    return _error(
+        f"`websiteId` is missing, empty or repeated, {description}, or `key=` holds "
+        "something other than a publishable key (a secret token never belongs in a URL).",
+        MISSING_ID,
+        REPEATED_ID,
+        *messages,
+        SECRET_IN_QUERY,
+        patterns=patterns,
+    )
+
+
+def _read_refusals(count: bool) -> dict[str, Schema]:
+    """What every read answers when it cannot read: same bodies, same budget.
+    `count`: the read answers a publishable key (the count); otherwise it refuses it."""
+    wrong_origin = (
+        "The publishable key is bound to origins and the request's `Origin` is "
+        "missing or not one of them."
+    )
     return {
         "401": _error(
-            "No `Authorization: Bearer <token>` header (checked first), or the token "
-            "is unknown, revoked, or belongs to another website.",
+            "No `Authorization: Bearer <token>` header nor `key=` (checked first), or "
+            "the token or key is unknown, revoked, or belongs to another website.",
             AUTH_ERROR,
             INVALID_TOKEN,
+        ),
+        "403": _error(wrong_origin, WRONG_ORIGIN)
+        if count
+        else _error(
+            "A publishable key, which reads the count only (once it is known to be one "
+            f"of the website's keys). {wrong_origin}",
+            CANNOT_READ,
+            WRONG_ORIGIN,
         ),
         "404": _error("No such website, or an id that cannot be one.", NOT_FOUND),
         "429": _error(
             "The website's hourly budget is spent (with the `X-RateLimit-*` "
-            "headers), or this client address made too many failed "
-            "authentications for this website within a minute (without them).",
+            "headers); or, without them, this client address made too many failed "
+            "authentications for this website within a minute, or more reads by "
+            "publishable key than `RTV_PUBLIC_READS_PER_MINUTE` within a minute (per process).",
             RATE_LIMITED,
             TOO_MANY_FAILURES,
             headers={
@@ -236,7 +363,7 @@ def _breakdown() -> Schema:
         "a visitor's latest pageview; a source the referrer's host of their visit's first "
         "pageview (`direct` for none or the site itself); a country an ISO 3166-1 alpha-2 "
         "code from the client address (`unknown` when none is known). One request of the "
-        "website's budget, as the count.",
+        "website's budget, as the count; a secret token only (a publishable key: 403).",
         "security": [{"bearer": []}],
         "parameters": [
             WEBSITE_ID_PARAMETER,
@@ -277,17 +404,14 @@ def _breakdown() -> Schema:
                     "items": [{"value": "/pricing", "visitors": 3}, {"value": "/", "visitors": 2}],
                 },
             ),
-            "400": _error(
-                "`websiteId` is missing, empty or repeated, or `by` or `limit` is missing, "
-                "repeated or out of range.",
-                MISSING_ID,
-                REPEATED_ID,
+            "400": _bad_read(
+                "`by` or `limit` is missing, repeated or out of range",
                 "by must be given once",
                 f"by must be one of {', '.join(BREAKDOWNS)}",
                 "limit must be given once",
                 f"limit must be a whole number from 1 to {MAX_ITEMS}",
             ),
-            **_read_refusals(),
+            **_read_refusals(count=False),
         },
     }
 
@@ -305,7 +429,8 @@ def _history() -> Schema:
         "description": "One entry per minute, oldest first, empty minutes included, the "
         "current (partial) minute last. `pageviews` counts the counted pageviews; "
         "`visitors` the distinct visitors with a pageview in that minute. A day is kept. "
-        "One request of the website's budget, as the count.",
+        "One request of the website's budget, as the count; a secret token only (a "
+        "publishable key: 403).",
         "security": [{"bearer": []}],
         "parameters": [
             WEBSITE_ID_PARAMETER,
@@ -331,15 +456,12 @@ def _history() -> Schema:
                 },
                 _rate_limit_headers(required=True),
             ),
-            "400": _error(
-                "`websiteId` is missing, empty or repeated, or `minutes` is repeated or "
-                "out of range.",
-                MISSING_ID,
-                REPEATED_ID,
+            "400": _bad_read(
+                "`minutes` is repeated or out of range",
                 "minutes must be given once",
                 f"minutes must be a whole number from 1 to {MAX_MINUTES}",
             ),
-            **_read_refusals(),
+            **_read_refusals(count=False),
         },
     }
 
@@ -416,16 +538,65 @@ def _pageview_schema() -> Schema:
     }
 
 
-def _script() -> Schema:
-    cache = {
-        "ETag": _header("Strong; changes when the script does.", {"type": "string"}),
-        "Cache-Control": _header("Cached an hour.", {"type": "string"}),
+ASSET_HEADERS = {  # what each header of a browser file says
+    "ETag": "Strong: the same bytes, the same tag, whichever process answers.",
+    "Cache-Control": f"`{assets.EMBEDDED}` for the files other sites embed (an hour: "
+    f"a new version reaches every site within it), `{assets.REVALIDATE}` for the "
+    "dashboard's (revalidated at every load, a 304 while unchanged).",
+    "Content-Security-Policy": "The page holds a secret token: its own files and "
+    "API only, and no framing.",
+    "Referrer-Policy": "No address of the page leaves it.",
+}
+ETAG = '^"[0-9a-f]{32}"$'  # assets.Asset: a SHA-256 prefix, quoted
+
+
+def _asset_paths() -> dict[str, Schema]:
+    dashboard, styles, script = assets.DASHBOARD_FILES
+    files = [
+        (
+            assets.TRACKER,
+            "getTrackerScript",
+            "The tracker to paste into a website's pages",
+            'Install: `<script defer src="https://HOST/script.js" data-website-id="ID">'
+            "</script>`. See the README for its data attributes.",
+        ),
+        (
+            assets.WIDGET,
+            "getWidgetScript",
+            "The live counter to paste into a website's pages",
+            'Install: `<script async src="https://HOST/widget.js" data-website-id="ID" '
+            'data-key="vt_pub_..."></script>`, with a publishable key. It shows the '
+            "count where the tag is, read with that key. See the README for its data "
+            "attributes and classes.",
+        ),
+        (
+            dashboard,
+            "getDashboard",
+            "The live dashboard",
+            "A page that asks for a website id and its secret token, keeps them in the "
+            "tab's session storage, and shows the count (from the stream), the "
+            "breakdowns and the history. Open the service's own address.",
+        ),
+        (styles, "getDashboardStyles", "The dashboard's styles", "Loaded by `/dashboard`."),
+        (script, "getDashboardScript", "The dashboard's script", "Loaded by `/dashboard`."),
+    ]
+    return {asset.path: {"get": _asset(asset, *texts)} for asset, *texts in files}
+
+
+def _asset(asset: assets.Asset, operation_id: str, summary: str, description: str) -> Schema:
+    """A file of web/, answered as assets.py serves it: 200 or 304, with its headers."""
+    headers = {
+        name: _header(
+            ASSET_HEADERS[name],
+            {"type": "string", **({"pattern": ETAG} if name == "ETag" else {"const": value})},
+        )
+        for name, value in asset.headers.items()
     }
+    media_type = asset.media_type.partition(";")[0]
     return {
-        "operationId": "getTrackerScript",
-        "summary": "The tracker to paste into a website's pages",
-        "description": 'Install: `<script defer src="https://HOST/script.js" '
-        'data-website-id="ID"></script>`. See the README for its data attributes.',
+        "operationId": operation_id,
+        "summary": summary,
+        "description": description,
         "parameters": [
             {
                 "name": "If-None-Match",
@@ -436,11 +607,11 @@ def _script() -> Schema:
         ],
         "responses": {
             "200": {
-                "description": "The script.",
-                "headers": cache,
-                "content": {"text/javascript": {"schema": {"type": "string"}}},
+                "description": "The file.",
+                "headers": headers,
+                "content": {media_type: {"schema": {"type": "string"}}},
             },
-            "304": {"description": "The client's copy is current.", "headers": cache},
+            "304": {"description": "The client's copy is current.", "headers": headers},
         },
     }
 
@@ -484,6 +655,24 @@ TOKEN_SCHEMA: Schema = {
     "type": "string",
     "pattern": "^vt_[A-Za-z0-9_-]{43}$",  # tokens.new_token
     "description": "The secret, shown this once: Redis keeps only its SHA-256 digest.",
+}
+PUBLIC_KEY = "^vt_pub_[A-Za-z0-9_-]{43}$"  # tokens.new_public_key
+NEW_TOKEN_SCHEMA: Schema = {
+    "type": "string",
+    "anyOf": [{"pattern": TOKEN_SCHEMA["pattern"]}, {"pattern": PUBLIC_KEY}],
+    "description": "A secret token, `vt_...`, or a publishable key, `vt_pub_...`, shown "
+    "this once: Redis keeps only its SHA-256 digest.",
+}
+KIND: Schema = {
+    "enum": [SECRET, PUBLIC],
+    "description": f"`{SECRET}`: a secret token, for every read; `{PUBLIC}`: a "
+    "publishable key, for the count only.",
+}
+ORIGINS: Schema = {
+    "type": "array",
+    "items": {"type": "string", "pattern": r"^https?://[^/?#\s]+$"},
+    "description": "The origins a publishable key may be used from, as browsers send "
+    "them in `Origin`; empty: any origin (and always for a secret token).",
 }
 PLAN: Schema = {
     "type": "string",
@@ -531,9 +720,16 @@ def _admin_schemas() -> dict[str, Schema]:
         "NewToken": _object(
             websiteId={"type": "string", "pattern": WEBSITE_ID},
             tokenId={"type": "string", "pattern": TOKEN_ID},
-            token=TOKEN_SCHEMA,
+            token=NEW_TOKEN_SCHEMA,
+            kind=KIND,
+            origins=ORIGINS,
         ),
-        "Token": _object(tokenId={"type": "string", "pattern": TOKEN_ID}, created=CREATED),
+        "Token": _object(
+            tokenId={"type": "string", "pattern": TOKEN_ID},
+            created=CREATED,
+            kind=KIND,
+            origins=ORIGINS,
+        ),
     }
 
 
@@ -637,14 +833,53 @@ def _delete_site() -> Schema:
 
 
 def _create_token() -> Schema:
+    body = {
+        "type": "object",
+        "properties": {
+            "public": {
+                "type": "boolean",
+                "description": "A publishable key (`vt_pub_...`), for the count only, "
+                "instead of a secret token. Left out: false.",
+            },
+            "origins": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "A publishable key's origins, each `scheme://host[:port]` "
+                "(kept as browsers send them in `Origin`: lower case, no path); only "
+                "pages of these origins may use the key. Left out or empty: any origin.",
+            },
+        },
+        "additionalProperties": False,
+        "examples": [{"public": True, "origins": ["https://shop.example"]}],
+    }
     return _admin_operation(
         "createToken",
-        "Add an API token to a website",
-        "As `tokens create --json`. The website's other tokens keep working until "
-        "revoked: create, deploy, then revoke the old one. The token is in this answer only.",
+        "Add an API token or a publishable key to a website",
+        "As `tokens create --json` (`--public`, `--origin`). The website's other tokens "
+        "keep working until revoked: create, deploy, then revoke the old one. The token "
+        "is in this answer only.",
         website=True,
-        responses={"201": _response("Created.", _ref("NewToken"))},
+        request_body={"required": False, "content": {JSON: {"schema": body}}},
+        responses={
+            "201": _response("Created.", _ref("NewToken")),
+            "400": _admin_error(
+                "The body is not a JSON object, has an unknown or mistyped field (`public` "
+                "must be true or false, `origins` a list of strings), an origin that is "
+                "not `scheme://host[:port]`, or origins for a secret token (they apply to "
+                "publishable keys only).",
+                _not_an_origin("shop.example"),
+            ),
+        },
     )
+
+
+def _not_an_origin(text: str) -> str:
+    """The message admin/sites.py refuses this text with."""
+    try:
+        origin_of(text)
+    except SiteError as exc:
+        return str(exc)
+    raise AssertionError(f"{text!r} is an origin")
 
 
 def _list_tokens() -> Schema:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import orjson
@@ -14,9 +14,13 @@ from starlette.types import Receive, Scope, Send
 from ..config import Settings
 from ..storage.keys import WEBSITE_ID, is_valid_website_id
 from ..storage.store import HISTORY_MINUTES, PageviewStatus, RealtimeResult, RealtimeStatus, Store
+from ..storage.tokens import is_public
 from ..tracking.visitors import MAX_VISITOR_ID, client_ip, client_tag, identify
 from ..tracking.where import locate, page_of
-from .asgi import BodyTooLarge, error_body, header, read_body, respond
+from .asgi import BodyTooLarge, Headers, error_body, header, read_body, respond
+
+if TYPE_CHECKING:
+    from .public import PublicReads
 
 log = logging.getLogger("realtime_visitors")
 
@@ -40,6 +44,11 @@ NOT_FOUND = error_body("Website not found")
 INVALID_TOKEN = error_body("Invalid API token")
 RATE_LIMITED = error_body("Rate limit exceeded")
 TOO_MANY_FAILURES = error_body("Too many failed authentication attempts")
+CANNOT_READ = error_body("This key cannot read this resource")
+SECRET_IN_QUERY = (
+    "A secret API token must not be sent in the URL: send it in the Authorization header, "  # noqa: S105 (a message)
+    "or use a public key (vt_pub_...) in key="
+)
 ACCEPTED = orjson.dumps({"status": "accepted", "counted": True})
 # Accepted, so that a crawler or a sender over its cap learns nothing by retrying,
 # but said, so that a developer testing from a headless browser can tell why.
@@ -73,16 +82,17 @@ class Read:
 
     params: tuple[str, ...] = ()  # the query parameters besides websiteId
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, public: PublicReads) -> None:
         self.settings = settings
         self.store = store
+        self.public = public
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        token = bearer_token(header(scope, b"authorization"))
-        if token is None:
-            await respond(send, 401, MISSING_AUTH)
-            return
         try:
+            token = token_of(scope)
+            if token is None:
+                await respond(send, 401, MISSING_AUTH)
+                return
             website_id, params = self.parse(scope["query_string"])
         except BadQuery as exc:
             await respond(send, 400, error_body(str(exc)))
@@ -90,12 +100,14 @@ class Read:
         except UnknownWebsite:
             await respond(send, 404, NOT_FOUND)
             return
+        if is_public(token):
+            await self.read_public(scope, receive, send, website_id, token, params)
+            return
         client = client_tag(client_address(scope, self.settings))
         result = await self.read(website_id, token, client, params)
         status = result.status
         if status is RealtimeStatus.OK:
-            body = self.render(website_id, result, params)
-            await respond(send, 200, body, rate_limit_headers(result))
+            await self.answer(scope, receive, send, website_id, result, params)
         elif status is RealtimeStatus.RATE_LIMITED:
             headers = rate_limit_headers(result)
             headers.append(retry_after(result.retry_ms))
@@ -106,6 +118,34 @@ class Read:
             await respond(send, 429, TOO_MANY_FAILURES, (retry_after(result.retry_ms),))
         else:
             await respond(send, 404, NOT_FOUND)
+
+    async def answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        website_id: str,
+        result: RealtimeResult,
+        params: dict[str, str],
+        headers: Headers | None = None,
+    ) -> None:
+        """The 200 answer; `headers` None: a secret token's read, with the budget's."""
+        body = self.render(website_id, result, params)
+        await respond(send, 200, body, rate_limit_headers(result) if headers is None else headers)
+
+    async def read_public(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        website_id: str,
+        key: str,
+        params: dict[str, str],
+    ) -> None:
+        """A publishable key reads the live count only: any other read is refused, once
+        the key is known to be one of the website's."""
+        if await self.public.admit(scope, send, website_id, key, "", self.settings.window_ms):
+            await respond(send, 403, CANNOT_READ)
 
     def parse(self, query: bytes) -> tuple[str, dict[str, str]]:
         """The website id and this read's other parameters, checked."""
@@ -127,7 +167,7 @@ class Read:
 class Realtime(Read):
     """GET /api/v1/realtime?websiteId=ID[&path=/p][&window=s] with a Bearer token."""
 
-    params = ("path", "window")
+    params: tuple[str, ...] = ("path", "window")
 
     def parse(self, query: bytes) -> tuple[str, dict[str, str]]:
         plain = _PLAIN_QUERY.fullmatch(query)
@@ -146,6 +186,24 @@ class Realtime(Read):
             most = self.settings.window_seconds
             checked["window"] = str(whole_number(params, "window", 1, most, most))
         return checked
+
+    async def read_public(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        website_id: str,
+        key: str,
+        params: dict[str, str],
+    ) -> None:
+        window = params.get("window")
+        window_ms = int(window) * 1000 if window else self.settings.window_ms
+        path = params.get("path", "")
+        count = await self.public.admit(scope, send, website_id, key, path, window_ms)
+        if count is not None:
+            result = RealtimeResult(RealtimeStatus.OK, count.visitors, 0, 0, 0, 0, count.now_ms)
+            headers = self.public.cors(scope, count, key)
+            await self.answer(scope, receive, send, website_id, result, params, headers)
 
     async def read(
         self, website_id: str, token: str, client: str, params: dict[str, str]
@@ -231,6 +289,20 @@ class History(Read):
         return orjson.dumps(
             {"websiteId": website_id, "timestamp": iso_timestamp(result.now_ms), "minutes": minutes}
         )
+
+
+def token_of(scope: Scope) -> str | None:
+    """The Authorization header's token, or else a public key in the query's `key=`
+    (EventSource and script tags cannot set headers). Raises BadQuery for a secret
+    token in the query: URLs end up in logs and browser history."""
+    token = bearer_token(header(scope, b"authorization"))
+    query = scope["query_string"]
+    if token is not None or b"key=" not in query:
+        return token
+    key = query_params(query, ("key",)).get("key") or None
+    if key is not None and not is_public(key):
+        raise BadQuery(SECRET_IN_QUERY)
+    return key
 
 
 def query_params(query: bytes, known: tuple[str, ...]) -> dict[str, str]:

@@ -32,6 +32,10 @@ class SiteKeys(NamedTuple):
     by_source: str  # sorted set: source -> visitors whose visit came from it
     by_country: str  # sorted set: country -> visitors from it
     history: str  # hash: "p<minute>" pageviews, "v<minute>" visitors, "oldest" minute kept
+    # hash: per publishable key, its SHA-256 hex digest -> "<token id>:<created ms>:<origins>"
+    # (origins space-separated, "" for any). Apart from the site hash, so that a public
+    # key can never pass for a secret token in lib/authorize.lua.
+    public: str
 
     @property
     def all(self) -> tuple[str, ...]:
@@ -62,6 +66,7 @@ def site_keys(website_id: str) -> SiteKeys:
         by_source=f"{tag}:by:source",
         by_country=f"{tag}:by:country",
         history=f"{tag}:history",
+        public=f"{tag}:public",
     )
 
 

@@ -25,6 +25,7 @@ class HotScripts(NamedTuple):
     realtime: Script
     breakdown: Script
     history: Script
+    live: Script
 
 
 NAMES = HotScripts._fields + AdminScripts._fields

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, NamedTuple, TypeVar
@@ -71,6 +71,31 @@ class RealtimeResult:
             RealtimeStatus(status), visitors, limit, remaining, reset_ms, retry_ms, now_ms,
             tuple(rows),
         )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCount:
+    """A count read without a token, for public reads and streams (lua/live.lua)."""
+
+    found: bool  # False: no such website
+    visitors: int
+    now_ms: int
+    # The website's publishable keys: digest -> the origins it may be used from
+    # (empty: any origin).
+    public_keys: Mapping[str, tuple[str, ...]]
+
+    @classmethod
+    def of(cls, reply: list[Any]) -> LiveCount:
+        found, visitors, now_ms, *pairs = reply
+        keys = {
+            _text(pairs[i]): tuple(_text(pairs[i + 1]).split(":", 2)[2].split())
+            for i in range(0, len(pairs), 2)
+        }
+        return cls(bool(found), visitors, now_ms, keys)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class Visitor(NamedTuple):
@@ -191,6 +216,16 @@ class Store:
             (minutes, digest(token), self._max_failures, FAILURE_WINDOW_MS, *self._plan_args),
         )
         return RealtimeResult.of(reply)
+
+    async def live(self, website_id: str, path: str, window_ms: int) -> LiveCount:
+        """Visitors now, with no token and no budget spent: callers share the answer."""
+        keys = site_keys(website_id)
+        reply = await self.connection.call(
+            self._hot.live,
+            (keys.site, keys.visitors, keys.pages, keys.public),
+            (window_ms, path),
+        )
+        return LiveCount.of(reply)
 
     async def ready(self) -> None:
         """Redis answers and the hot scripts are loaded (loaded here if they were not)."""

@@ -6,6 +6,9 @@ import hashlib
 import secrets
 
 TOKEN_PREFIX = "vt_"  # noqa: S105 (a prefix, not a secret)
+# Publishable keys: read-only, meant to be seen in a web page. The prefix tells them
+# apart before any lookup, so a public key never reaches a secret token's checks.
+PUBLIC_PREFIX = "vt_pub_"
 TOKEN_ID_PREFIX = "tok_"  # noqa: S105 (a token id is no secret)
 
 DIGEST_LENGTH = 64  # SHA-256 in hex
@@ -13,6 +16,14 @@ DIGEST_LENGTH = 64  # SHA-256 in hex
 
 def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_public_key() -> str:
+    return PUBLIC_PREFIX + secrets.token_urlsafe(32)
+
+
+def is_public(token: str) -> bool:
+    return token.startswith(PUBLIC_PREFIX)
 
 
 def new_token_id() -> str:

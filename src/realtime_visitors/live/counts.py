@@ -1,0 +1,192 @@
+"""One read of a live count per second per process, shared by everyone who asks.
+
+Public reads ask `latest()`: the answer is at most `interval` old, and concurrent
+askers of a stale count share one Redis call. Streams `subscribe()` to a Topic: one
+poller per website, path and window reads through the same cache each interval and
+wakes the subscribers when the answer changed.
+
+Polling was chosen over keyspace notifications or pub/sub: a pageview would have to
+publish (one more command on the hottest path, for every pageview of every website,
+watched or not), notifications are off by default and unrouted in a Cluster, and the
+count also changes when visitors leave the window, which no write announces. A poll a
+second per watched website costs one EVALSHA, whatever the number of subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import anyio
+
+from ..storage import StorageError, Store
+from ..storage.store import LiveCount
+
+log = logging.getLogger("realtime_visitors")
+
+INTERVAL = 1.0  # seconds: how old a shared count may be
+MAX_ENTRIES = 10_000  # cached counts kept at most; stale ones go first
+
+
+class Key(NamedTuple):
+    website_id: str
+    path: str  # "" for the whole website
+    window_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unavailable:
+    """What a topic holds while Redis does not answer."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """What every topic holds once the server is stopping: its streams end."""
+
+
+@dataclass(slots=True)
+class _Entry:
+    count: LiveCount
+    read_at: float  # monotonic time the read began: no two reads less than INTERVAL apart
+
+
+class Counts:
+    def __init__(self, store: Store, interval: float = INTERVAL) -> None:
+        self.store = store
+        self.interval = interval
+        self._entries: dict[Key, _Entry] = {}
+        self._pending: dict[Key, asyncio.Future[LiveCount]] = {}
+        self._topics: dict[Key, Topic] = {}
+        self._stopping: anyio.Event | None = None
+        self._closer: asyncio.Future[None] | None = None
+
+    async def latest(self, key: Key) -> LiveCount:
+        """The count, at most `interval` old. Raises StorageError."""
+        entry = self._entries.get(key)
+        if entry is not None and time.monotonic() - entry.read_at < self.interval:
+            return entry.count
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._read(key))
+            self._pending[key] = pending
+            pending.add_done_callback(lambda done: self._settle(key, done))
+        # Shielded: a client that goes away does not cancel the others' read.
+        return await asyncio.shield(pending)
+
+    async def _read(self, key: Key) -> LiveCount:
+        began = time.monotonic()
+        count = await self.store.live(*key)
+        if len(self._entries) >= MAX_ENTRIES:
+            self._evict(began)
+        self._entries[key] = _Entry(count, began)
+        return count
+
+    def _settle(self, key: Key, done: asyncio.Future[LiveCount]) -> None:
+        self._pending.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here: a shielded caller may be gone
+
+    def _evict(self, now: float) -> None:
+        stale = [k for k, e in self._entries.items() if now - e.read_at >= self.interval]
+        for key in stale or list(self._entries):
+            del self._entries[key]
+
+    def subscribe(self, key: Key) -> Topic:
+        """The key's topic, polled while it has subscribers; `release()` it after."""
+        topic = self._topics.get(key)
+        if topic is None:
+            topic = self._topics[key] = Topic(self, key)
+        topic.subscribers += 1
+        if self._stopping is not None and self._stopping.is_set():
+            topic.publish(Closed())
+        else:
+            topic.start()
+        return topic
+
+    def stopping(self) -> anyio.Event:
+        """Set when the server stops (sse-starlette sets it): every topic then holds
+        Closed, so each stream ends its response cleanly instead of being cut off."""
+        if self._stopping is None:
+            self._stopping = anyio.Event()
+            self._closer = asyncio.ensure_future(self._close_when(self._stopping))
+        return self._stopping
+
+    async def _close_when(self, stopping: anyio.Event) -> None:
+        await stopping.wait()
+        for topic in list(self._topics.values()):
+            topic.stop()
+            topic.publish(Closed())
+
+    def release(self, topic: Topic) -> None:
+        topic.subscribers -= 1
+        if topic.subscribers == 0:
+            # Freed at once: the last subscriber gone, nobody polls for it.
+            topic.stop()
+            if self._topics.get(topic.key) is topic:
+                del self._topics[topic.key]
+
+    @property
+    def topics(self) -> int:
+        return len(self._topics)
+
+
+class Topic:
+    """The latest count of one key, and a version that grows each time it changes."""
+
+    def __init__(self, counts: Counts, key: Key) -> None:
+        self.counts = counts
+        self.key = key
+        self.subscribers = 0
+        self.version = 0
+        self.latest: LiveCount | Unavailable | Closed | None = None
+        self._changed = asyncio.Event()
+        self._poller: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._poller is None:
+            self._poller = asyncio.ensure_future(self._poll())
+
+    def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+
+    async def after(self, version: int) -> int:
+        """Waits until the topic is newer than `version`; returns the new version."""
+        while self.version <= version:
+            await self._changed.wait()
+        return self.version
+
+    def publish(self, state: LiveCount | Unavailable | Closed) -> None:
+        if state == self.latest:
+            return
+        self.latest = state
+        self.version += 1
+        # One event per topic, not per subscriber: all waiters wake, a new one waits.
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def _poll(self) -> None:
+        while True:
+            began = time.monotonic()
+            try:
+                count = await self.counts.latest(self.key)
+            except StorageError as exc:
+                self.publish(Unavailable(str(exc)))
+            except Exception as exc:  # a bug must not leave the subscribers waiting
+                log.exception("live count of %s failed", self.key.website_id)
+                self.publish(Unavailable(str(exc)))
+            else:
+                # The time of the read is no change: only what a subscriber shows.
+                if not (
+                    isinstance(self.latest, LiveCount)
+                    and (count.found, count.visitors, count.public_keys)
+                    == (self.latest.found, self.latest.visitors, self.latest.public_keys)
+                ):
+                    self.publish(count)
+            await asyncio.sleep(max(0.0, self.counts.interval - (time.monotonic() - began)))

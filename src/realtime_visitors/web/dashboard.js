@@ -1,0 +1,1 @@
+// The dashboard: written in its own change.
