@@ -9,6 +9,8 @@ the client address is within its per-minute limit.
 
 from __future__ import annotations
 
+import functools
+
 from starlette.types import Scope, Send
 
 from ..config import Settings
@@ -41,7 +43,7 @@ class PublicReads:
             await respond(send, 429, RATE_LIMITED, (retry_after(int(wait * 1000)), *ANY_ORIGIN))
             return None
         count = await self.counts.latest(Key(website_id, path, window_ms))
-        origins = count.public_keys.get(digest(key))
+        origins = count.public_keys.get(key_digest(key))
         # Refusals are readable from any origin, whatever RTV_CORS_ORIGINS says: they
         # hold nothing secret, and a widget must tell a refusal from a network error.
         if not count.found:
@@ -58,7 +60,7 @@ class PublicReads:
     def cors(self, scope: Scope, count: LiveCount, key: str) -> Headers:
         """CORS from the key itself, whatever RTV_CORS_ORIGINS says: its own origins, or
         any origin for a key bound to none."""
-        origins = count.public_keys.get(digest(key), ())
+        origins = count.public_keys.get(key_digest(key), ())
         if not origins:
             return [(b"access-control-allow-origin", b"*"), EXPOSE]
         allowed = (origin_of(scope) or "").encode("latin-1")
@@ -72,3 +74,9 @@ ANY_ORIGIN = ((b"access-control-allow-origin", b"*"), EXPOSE)
 def origin_of(scope: Scope) -> str | None:
     origin = header(scope, b"origin")
     return origin.decode("latin-1") if origin is not None else None
+
+
+@functools.lru_cache(maxsize=4096)
+def key_digest(key: str) -> str:
+    """A key's digest, remembered: a page's widget sends the same key on every read."""
+    return digest(key)

@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 from ..config import Settings
 from ..storage.keys import WEBSITE_ID, is_valid_website_id
 from ..storage.store import HISTORY_MINUTES, PageviewStatus, RealtimeResult, RealtimeStatus, Store
-from ..storage.tokens import is_public
+from ..storage.tokens import PUBLIC_PREFIX, is_public
 from ..tracking.visitors import MAX_VISITOR_ID, client_ip, client_tag, identify
 from ..tracking.where import locate, page_of
 from .asgi import BodyTooLarge, Headers, error_body, header, read_body, respond
@@ -32,6 +32,10 @@ OPTIONAL_FIELDS = ("url", "referrer", "visitorId")
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9._~+/-]+=*) *")
 # The query every client sends, read without a general parser.
 _PLAIN_QUERY = re.compile(b"websiteId=(%s)" % WEBSITE_ID.pattern.encode())
+# ... and the one a web page's widget sends with its publishable key (base64url).
+_PUBLIC_QUERY = re.compile(
+    b"websiteId=(%s)&key=(%s[A-Za-z0-9_-]+)" % (WEBSITE_ID.pattern.encode(), PUBLIC_PREFIX.encode())
+)
 
 BREAKDOWNS = ("page", "source", "country")
 DEFAULT_ITEMS, MAX_ITEMS = 10, 100
@@ -170,7 +174,7 @@ class Realtime(Read):
     params: tuple[str, ...] = ("path", "window")
 
     def parse(self, query: bytes) -> tuple[str, dict[str, str]]:
-        plain = _PLAIN_QUERY.fullmatch(query)
+        plain = _PLAIN_QUERY.fullmatch(query) or _PUBLIC_QUERY.fullmatch(query)
         if plain:
             return plain.group(1).decode(), {}
         return super().parse(query)
@@ -299,6 +303,9 @@ def token_of(scope: Scope) -> str | None:
     query = scope["query_string"]
     if token is not None or b"key=" not in query:
         return token
+    public = _PUBLIC_QUERY.fullmatch(query)
+    if public:
+        return public.group(2).decode()
     key = query_params(query, ("key",)).get("key") or None
     if key is not None and not is_public(key):
         raise BadQuery(SECRET_IN_QUERY)

@@ -28,6 +28,7 @@ from ..storage.store import LiveCount
 log = logging.getLogger("realtime_visitors")
 
 INTERVAL = 1.0  # seconds: how old a shared count may be
+CLOCK_SLACK = 0.005  # seconds a poll waits past the interval
 MAX_ENTRIES = 10_000  # cached counts kept at most; stale ones go first
 
 
@@ -85,6 +86,11 @@ class Counts:
             self._evict(began)
         self._entries[key] = _Entry(count, began)
         return count
+
+    def read_at(self, key: Key, default: float) -> float:
+        """When the read behind the cached count began; `default` when there is none."""
+        entry = self._entries.get(key)
+        return entry.read_at if entry is not None else default
 
     def _settle(self, key: Key, done: asyncio.Future[LiveCount]) -> None:
         self._pending.pop(key, None)
@@ -174,6 +180,7 @@ class Topic:
     async def _poll(self) -> None:
         while True:
             began = time.monotonic()
+            due = began + self.counts.interval
             try:
                 count = await self.counts.latest(self.key)
             except StorageError as exc:
@@ -182,6 +189,11 @@ class Topic:
                 log.exception("live count of %s failed", self.key.website_id)
                 self.publish(Unavailable(str(exc)))
             else:
+                # The next read is due an interval after this count's read began, which
+                # is later than `began` (the read is a task of its own) or, when a public
+                # read made it, earlier. Waking from `began` instead finds the count still
+                # fresh whenever the loop is busy, and skips a whole second.
+                due = self.counts.read_at(self.key, began) + self.counts.interval
                 # The time of the read is no change: only what a subscriber shows.
                 if not (
                     isinstance(self.latest, LiveCount)
@@ -189,4 +201,6 @@ class Topic:
                     == (self.latest.found, self.latest.visitors, self.latest.public_keys)
                 ):
                     self.publish(count)
-            await asyncio.sleep(max(0.0, self.counts.interval - (time.monotonic() - began)))
+            # A hair late rather than early: the loop's clock (uvloop's counts whole
+            # milliseconds) may wake the poller before the cached count is stale.
+            await asyncio.sleep(max(0.0, due - time.monotonic()) + CLOCK_SLACK)
