@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import ceiling, crawlers, growth, http, lag, memory, peers, toppages
+from . import ceiling, crawlers, growth, http, lag, live, memory, peers, toppages
 from .common import Figure
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -33,6 +33,7 @@ SCENARIOS: dict[str, Callable[[Path, bool], list[Figure]]] = {
     "lag": lag.run,
     "crawlers": crawlers.run,
     "toppages": toppages.run,
+    "live": live.run,
 }
 
 
