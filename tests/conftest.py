@@ -24,6 +24,9 @@ from realtime_visitors.config import Settings
 from realtime_visitors.storage import embedded
 from realtime_visitors.storage.store import Store
 
+# The browser tests' fixtures (Chromium, the customer's site), for whichever module asks.
+pytest_plugins = ["tests.browser"]
+
 T = TypeVar("T")
 
 BACKENDS = ["valkey"] + (["REDIS_URL"] if os.environ.get("REDIS_URL") else [])

@@ -9,39 +9,27 @@ from __future__ import annotations
 
 import gzip
 import re
-import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import (
-    Browser,
-    ConsoleMessage,
-    Page,
-    Playwright,
-    Request,
-    expect,
-    sync_playwright,
-)
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect
 
 from realtime_visitors.config import DEFAULT_PLANS, Settings
 from realtime_visitors.http import assets
 from realtime_visitors.storage import embedded
 
+from .browser import WAIT_MS, close_all, in_thread, live_server, publishable_key, send_pageview
 from .conftest import run_admin, unique_id
 from .test_live_server import Live, serve
 
-T = TypeVar("T")
-
 WEB = Path(assets.__file__).parents[1] / "web"
 ARTIFACTS = Path(__file__).parent / "artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FILES = {
     "/dashboard": ("dashboard.html", "text/html; charset=utf-8"),
     "/dashboard.css": ("dashboard.css", "text/css; charset=utf-8"),
@@ -50,26 +38,13 @@ FILES = {
 MAX_GZIPPED = 16_000  # bytes: the three files, as served
 TINY = 3  # requests an hour: a plan spent in three reads
 PLANS = {**DEFAULT_PLANS, "tiny": TINY}
-WAIT_MS = 10_000  # an upper bound on waiting for what must happen
 LIVE_MS = 3_000  # a new pageview shows within this, without a reload
-# Headless Chromium's own User-Agent is a crawler's: pageviews are sent as a visitor's.
-CHROME = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0.0.0 Safari/537.36"
-)
 # (path, referrer, visitors): three pages, two sources and direct visits.
 TRAFFIC = [
     ("/pricing", "https://news.example/item?id=1", 3),
     ("/docs/start", "https://search.example/?q=counter", 2),
     ("/", None, 1),
 ]
-
-
-def in_thread(action: Callable[..., T], *args: Any) -> T:
-    """The Playwright driver keeps an event loop running in this thread; the admin
-    helpers run one of their own."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(action, *args).result()
 
 
 # --- Over HTTP ----------------------------------------------------------------------
@@ -83,10 +58,9 @@ def redis_url(valkey_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    log = tmp_path_factory.mktemp("dashboard") / "serve.log"
-    server = serve(log, REDIS_URL=redis_url, RTV_PLANS=f"tiny={TINY}")
-    yield server
-    server.stop()
+    yield from live_server(
+        tmp_path_factory, "dashboard", REDIS_URL=redis_url, RTV_PLANS=f"tiny={TINY}"
+    )
 
 
 @pytest.mark.parametrize("path", FILES)
@@ -139,22 +113,6 @@ def test_the_html_has_no_inline_script_or_style() -> None:
 
 
 # --- In Chromium ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed: cannot run the dashboard in a browser")
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    assert CHROMIUM
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-    yield browser
-    browser.close()
 
 
 class Dashboard:
@@ -224,10 +182,7 @@ def make_dashboard(browser: Browser, live: Live) -> Iterator[Callable[..., Dashb
         return tab
 
     yield make
-    for tab in tabs:
-        tab.page.context.close()
-    for tab in tabs:
-        assert not tab.errors, f"the page saw errors: {tab.errors}"
+    close_all(tabs)
 
 
 @pytest.fixture
@@ -250,11 +205,7 @@ def new_site(settings: Settings) -> Callable[..., tuple[str, str]]:
 
 
 def pageview(base_url: str, website_id: str, path: str, visitor: str, referrer: str | None) -> None:
-    body = {"websiteId": website_id, "url": f"https://shop.example{path}", "visitorId": visitor}
-    if referrer:
-        body["referrer"] = referrer
-    response = httpx.post(f"{base_url}/api/v1/pageview", json=body, headers={"User-Agent": CHROME})
-    assert response.json() == {"status": "accepted", "counted": True}
+    send_pageview(base_url, website_id, f"https://shop.example{path}", visitor, referrer)
 
 
 def send_traffic(base_url: str, website_id: str) -> int:
@@ -505,9 +456,9 @@ def test_a_public_key_is_not_a_secret_token(
     dashboard: Dashboard, settings: Settings, new_site: Callable[..., tuple[str, str]]
 ) -> None:
     website_id, _ = new_site()
-    key = in_thread(run_admin, settings, lambda sites: sites.create_token(website_id, True))
-    assert key.token.startswith("vt_pub_")
-    dashboard.sign_in(website_id, key.token)
+    key = publishable_key(settings, website_id)
+    assert key.startswith("vt_pub_")
+    dashboard.sign_in(website_id, key)
     dashboard.message().to_contain_text("That is a public key:", timeout=WAIT_MS)
     dashboard.message().to_contain_text("secret token")
     expect(dashboard.page.locator("#signin")).to_be_visible()

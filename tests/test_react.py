@@ -4,8 +4,8 @@ The document's example puts `process.env.NEXT_PUBLIC_API_KEY` in every visitor's
 the bundle; the README says to make that a publishable key (vt_pub_...), never a secret
 token, and that the component works unchanged with one. These tests hold it to that: the
 component, as the document has it but for the host, runs on a customer's page
-(http://shop.test:PORT) against the live server (http://rtv.test:PORT), both names
-resolved to 127.0.0.1 by Chromium's host-resolver rules, as in test_tracker.py.
+(http://shop.test:PORT) against the live server (http://rtv.test:PORT), as every
+browser test does (browser.py).
 
 React and esbuild come from the npm registry once, into a folder under ~/.cache kept
 between runs; the tests skip when npm is missing or the registry cannot be reached.
@@ -19,33 +19,29 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
-from playwright.sync_api import (
-    Browser,
-    ConsoleMessage,
-    Locator,
-    Page,
-    Playwright,
-    Request,
-    Response,
-    expect,
-    sync_playwright,
-)
+from playwright.sync_api import Browser, Locator, Page, Response, expect
 
-from realtime_visitors.admin.sites import NewToken
 from realtime_visitors.config import Settings
 
-from .conftest import run_admin
-from .test_live_server import SPEC_HOST, Live, serve
-from .test_tracker import CHROMIUM, Shop4, ShopHandler, launch
-from .test_widget import CHROME_UA, TWO
+from .browser import (
+    WAIT_MS,
+    Recorded,
+    Shop4,
+    ShopHandler,
+    close_all,
+    in_thread,
+    live_server,
+    publishable_key,
+    rtv_origin,
+    send_pageview,
+    serving,
+)
+from .test_live_server import SPEC_HOST, Live
 
 # Copied verbatim from the API document ("React Component"); only SPEC_HOST is replaced.
 SPEC_REACT_COMPONENT = """\
@@ -117,7 +113,7 @@ UNREACHABLE = re.compile(
     re.MULTILINE,
 )
 REALTIME = "/api/v1/realtime"
-WAIT_MS = 10_000  # an upper bound on waiting for what must happen
+TWO = "2 people viewing this page"
 ELSEWHERE = "https://elsewhere.example"
 
 # --- npm and esbuild ----------------------------------------------------------------
@@ -224,12 +220,8 @@ class ReactShopHandler(ShopHandler):
 
 @pytest.fixture(scope="module")
 def shop() -> Iterator[ReactShop]:
-    server = ReactShop(("127.0.0.1", 0), ReactShopHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(ReactShop(("127.0.0.1", 0), ReactShopHandler)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -241,39 +233,17 @@ def redis_url(valkey_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    server = serve(tmp_path_factory.mktemp("react") / "serve.log", REDIS_URL=redis_url)
-    yield server
-    server.stop()
+    yield from live_server(tmp_path_factory, "react", REDIS_URL=redis_url)
 
 
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed: cannot run the React component in a browser")
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = launch(playwright)
-    yield browser
-    browser.close()
-
-
-class Tab:
-    """The shop's page with the component, recording what it requests and logs."""
+class Tab(Recorded):
+    """The shop's page with the component."""
 
     def __init__(self, page: Page, shop: ReactShop, live: Live) -> None:
-        self.page, self.live = page, live
-        self.origin = f"http://shop.test:{shop.server_address[1]}"
-        self.api_origin = live.base_url.replace("127.0.0.1", "rtv.test")
-        self.requests: list[Request] = []
-        self.console: list[ConsoleMessage] = []
-        self.errors: list[Exception] = []
-        page.on("request", lambda request: self.requests.append(request))
-        page.on("console", lambda message: self.console.append(message))
-        page.on("pageerror", lambda error: self.errors.append(error))
+        super().__init__(page)
+        self.live = live
+        self.origin = shop.origin()
+        self.api_origin = rtv_origin(live)
 
     @property
     def counter(self) -> Locator:
@@ -286,12 +256,7 @@ class Tab:
         return answer.value
 
     def pageview(self, website_id: str, visitor: str) -> None:
-        response = httpx.post(
-            f"{self.live.base_url}/api/v1/pageview",
-            json={"websiteId": website_id, "url": self.origin + "/", "visitorId": visitor},
-            headers={"User-Agent": CHROME_UA},
-        )
-        assert response.json() == {"status": "accepted", "counted": True}
+        send_pageview(self.live.base_url, website_id, self.origin + "/", visitor)
 
 
 def is_read(response: Response) -> bool:
@@ -301,29 +266,24 @@ def is_read(response: Response) -> bool:
 
 @pytest.fixture
 def tab(browser: Browser, shop: ReactShop, live: Live) -> Iterator[Tab]:
-    context = browser.new_context()
-    tab = Tab(context.new_page(), shop, live)
+    tab = Tab(browser.new_context().new_page(), shop, live)
     yield tab
-    context.close()
-    assert not tab.errors, f"the page saw errors: {tab.errors}"
+    close_all([tab])
 
 
 @pytest.fixture
 def website(
     make_site: Callable[..., tuple[str, str]], settings: Settings
-) -> Iterator[tuple[str, str, Callable[..., str]]]:
+) -> tuple[str, str, Callable[..., str]]:
     """(website id, its secret token, a function making its publishable keys)."""
-    # In a thread of its own: the Playwright driver keeps an event loop running in this one.
-    with ThreadPoolExecutor(1) as pool:
-        website_id, secret = pool.submit(make_site).result()
+    website_id, secret = in_thread(make_site)
 
-        def key(*origins: str) -> str:
-            create = lambda s: s.create_token(website_id, True, origins)  # noqa: E731
-            new: NewToken = pool.submit(run_admin, settings, create).result()
-            assert new.token.startswith("vt_pub_")
-            return new.token
+    def key(*origins: str) -> str:
+        public = publishable_key(settings, website_id, *origins)
+        assert public.startswith("vt_pub_")
+        return public
 
-        yield website_id, secret, key
+    return website_id, secret, key
 
 
 def test_the_documents_component_shows_the_count_with_a_public_key(

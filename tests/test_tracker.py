@@ -1,12 +1,5 @@
-"""GET /script.js, and the tracker itself running in Chromium on a customer's page.
-
-The browser tests load a page from one origin (http://shop.test:PORT, served by a
-tiny server here) with the tracker from another (http://rtv.test:PORT, the live
-`realtime-visitors serve`). Both names resolve to 127.0.0.1 through Chromium's
-host-resolver rules: a page fulfilled by Playwright instead counts as a public
-origin, and Chromium's Private Network Access then refuses to load the script from
-a loopback address. The names also keep the page off `localhost`, which the tracker
-ignores.
+"""GET /script.js, and the tracker itself running in Chromium on a customer's page
+(http://shop.test:PORT), loaded from the live server (http://rtv.test:PORT): browser.py.
 """
 
 from __future__ import annotations
@@ -15,30 +8,35 @@ import gzip
 import hashlib
 import html
 import json
-import shutil
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, Request, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, Request
 from starlette.testclient import TestClient
 
 from realtime_visitors.http import assets
 
-from .test_live_server import Live, serve
+from .browser import (
+    PAGEVIEW,
+    WAIT_MS,
+    Recorded,
+    Shop,
+    chrome_user_agent,
+    close_all,
+    in_thread,
+    launch,
+    live_server,
+    rtv_origin,
+)
+from .test_live_server import Live
 
 SOURCE = Path(assets.__file__).parents[1] / "web" / "script.js"
 MAX_GZIPPED = 1000
-PAGEVIEW = "/api/v1/pageview"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-WAIT = 10.0  # seconds: an upper bound on waiting for what must happen
 
 # --- HTTP -----------------------------------------------------------------------
 
@@ -95,60 +93,6 @@ def test_served_script_is_at_most_1000_bytes_gzipped(client: TestClient) -> None
 # --- In Chromium ------------------------------------------------------------------
 
 
-class ShopHandler(BaseHTTPRequestHandler):
-    """Every path is the one page (as a single-page app's server does); POSTs are sentinels."""
-
-    server: Shop
-
-    def do_GET(self) -> None:
-        body = self.server.page.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class Shop(ThreadingHTTPServer):
-    """The customer's site, on every loopback address: 127.0.0.1, and ::1 when there is IPv6."""
-
-    address_family = socket.AF_INET6
-    daemon_threads = True
-    page = ""
-
-    def server_bind(self) -> None:
-        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        super().server_bind()
-
-
-class Shop4(Shop):
-    address_family = socket.AF_INET
-
-    def server_bind(self) -> None:
-        ThreadingHTTPServer.server_bind(self)
-
-
-@pytest.fixture(scope="module")
-def shop() -> Iterator[Shop]:
-    try:
-        server: Shop = Shop(("::", 0), ShopHandler)
-    except OSError:  # no IPv6 here: the [::1] case skips
-        server = Shop4(("127.0.0.1", 0), ShopHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.fixture(scope="module")
 def redis_url(valkey_url: str) -> str:
     """One backend is enough: nothing here depends on which server runs the scripts."""
@@ -157,55 +101,25 @@ def redis_url(valkey_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    server = serve(tmp_path_factory.mktemp("tracker") / "serve.log", REDIS_URL=redis_url)
-    yield server
-    server.stop()
+    yield from live_server(tmp_path_factory, "tracker", REDIS_URL=redis_url)
 
 
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed: cannot run the tracker in a browser")
-    with sync_playwright() as driver:
-        yield driver
-
-
-def launch(playwright: Playwright, *extra: str, **options: Any) -> Browser:
-    assert CHROMIUM
-    return playwright.chromium.launch(
-        executable_path=CHROMIUM,
-        args=["--no-sandbox", "--host-resolver-rules=MAP *.test 127.0.0.1", *extra],
-        **options,
-    )
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = launch(playwright)
-    yield browser
-    browser.close()
-
-
-class Tab:
-    """A page of the shop, recording every pageview it sends, in order."""
+class Tab(Recorded):
+    """A page of the shop, with every pageview it sends, in order."""
 
     def __init__(self, page: Page, shop: Shop, live: Live, website_id: str, token: str) -> None:
-        self.page, self.shop, self.live = page, shop, live
+        super().__init__(page)
+        self.shop, self.live = shop, live
         self.website_id, self.token = website_id, token
-        self.port = shop.server_address[1]
-        self.tracker_origin = live.base_url.replace("127.0.0.1", "rtv.test")
-        self.sent: list[Request] = []
+        self.tracker_origin = rtv_origin(live)
         self.seen = 0
-        self.errors: list[Exception] = []
-        page.on("request", self._record)
-        page.on("pageerror", lambda error: self.errors.append(error))
 
-    def _record(self, request: Request) -> None:
-        if request.method == "POST" and request.url.endswith(PAGEVIEW):
-            self.sent.append(request)
+    @property
+    def sent(self) -> list[Request]:
+        return [r for r in self.requests if r.method == "POST" and r.url.endswith(PAGEVIEW)]
 
     def url(self, path: str = "/", host: str = "shop.test") -> str:
-        return f"http://{host}:{self.port}{path}"
+        return self.shop.origin(host) + path
 
     def open(
         self, path: str = "/", host: str = "shop.test", before: str = "", **attributes: str | None
@@ -229,7 +143,7 @@ class Tab:
         reported in the order the page makes them, so no wait on a clock is needed to
         know that nothing else was sent.
         """
-        with self.page.expect_request(lambda r: r.url.endswith("/sentinel"), timeout=WAIT * 1000):
+        with self.page.expect_request(lambda r: r.url.endswith("/sentinel"), timeout=WAIT_MS):
             self.page.evaluate(
                 """url => navigator.sendBeacon
                     ? navigator.sendBeacon(url, "")
@@ -260,7 +174,7 @@ class Tab:
 
     def wait_for_count(self, expected: int, path: str | None = None) -> None:
         """Beacons are fire-and-forget: the server may count them a moment later."""
-        deadline = time.monotonic() + WAIT
+        deadline = time.monotonic() + WAIT_MS / 1000
         while (found := self.count(path)) != expected:
             assert time.monotonic() < deadline, (
                 f"{path or 'site'}: {found} visitors, not {expected}"
@@ -273,16 +187,6 @@ def page_with(head: str) -> str:
     return f"<!doctype html><html><head>{head}</head><body>{body}</body></html>"
 
 
-# Headless Chromium says "HeadlessChrome", which the server answers 202 and does not
-# count, as every crawler: the tests browse as the desktop Chrome a visitor uses.
-def user_agent(browser: Browser) -> str:
-    version = browser.version
-    return (
-        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-        f"Chrome/{version} Safari/537.36"
-    )
-
-
 @pytest.fixture
 def make_tab(
     shop: Shop, live: Live, make_site: Callable[..., tuple[str, str]]
@@ -290,22 +194,17 @@ def make_tab(
     tabs: list[Tab] = []
 
     def make(browser: Browser, init_script: str | None = None) -> Tab:
-        context = browser.new_context(user_agent=user_agent(browser))
+        context = browser.new_context(user_agent=chrome_user_agent(browser.version))
         if init_script:
             context.add_init_script(init_script)
-        # Enterprise: reads at will, no rate limit in sight. In a thread of its own, as
-        # the Playwright driver keeps an event loop running in this one.
-        with ThreadPoolExecutor(1) as pool:
-            website_id, token = pool.submit(make_site, "enterprise").result()
+        # Enterprise: reads at will, no rate limit in sight.
+        website_id, token = in_thread(make_site, "enterprise")
         tab = Tab(context.new_page(), shop, live, website_id, token)
         tabs.append(tab)
         return tab
 
     yield make
-    for tab in tabs:
-        tab.page.context.close()
-    for tab in tabs:
-        assert not tab.errors, f"the page saw errors: {tab.errors}"
+    close_all(tabs)
 
 
 @pytest.fixture
@@ -380,9 +279,9 @@ def test_a_return_from_the_back_forward_cache_counts_again(
         with tab.page.expect_navigation():  # a real one: the tracker loads again
             tab.page.evaluate("location.href = '/cart'")
         assert tab.new() == [tab.view("/cart", referrer=tab.url("/"))]
-        with tab.page.expect_request(lambda r: r.url.endswith(PAGEVIEW), timeout=WAIT * 1000):
+        with tab.page.expect_request(lambda r: r.url.endswith(PAGEVIEW), timeout=WAIT_MS):
             tab.page.evaluate("setTimeout(() => history.back())")
-        tab.page.wait_for_function("window.restored === true", timeout=WAIT * 1000)
+        tab.page.wait_for_function("window.restored === true", timeout=WAIT_MS)
         # The page was restored, not loaded: no referrer, the visit goes on.
         assert tab.new() == [tab.view("/")]
     finally:

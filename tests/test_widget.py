@@ -1,8 +1,7 @@
 """GET /widget.js, and the live-counter widget itself running in Chromium on a customer's page.
 
-As in test_tracker.py, the page comes from http://shop.test:PORT (a tiny server here)
-and the widget from the live `realtime-visitors serve` at http://rtv.test:PORT, both
-names resolved to 127.0.0.1 by Chromium's host-resolver rules.
+As in every browser test (browser.py), the page comes from http://shop.test:PORT and
+the widget from the live `realtime-visitors serve` at http://rtv.test:PORT.
 """
 
 from __future__ import annotations
@@ -11,48 +10,37 @@ import gzip
 import hashlib
 import html
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
-from playwright.sync_api import (
-    Browser,
-    ConsoleMessage,
-    Locator,
-    Page,
-    Playwright,
-    Request,
-    Route,
-    expect,
-    sync_playwright,
-)
+from playwright.sync_api import Browser, Locator, Page, Request, Route, expect
 from starlette.testclient import TestClient
 
-from realtime_visitors.admin.sites import NewToken
 from realtime_visitors.config import Settings
 from realtime_visitors.http import assets
 
+from .browser import (
+    WAIT_MS,
+    Recorded,
+    Shop,
+    close_all,
+    in_thread,
+    live_server,
+    publishable_key,
+    rtv_origin,
+    send_pageview,
+)
 from .conftest import run_admin
 from .test_live_server import Live, serve
-from .test_tracker import CHROMIUM, Shop, Shop4, ShopHandler, launch
 
 SOURCE = Path(assets.__file__).parents[1] / "web" / "widget.js"
 MAX_GZIPPED = 2048
-WAIT_MS = 10_000  # an upper bound on waiting for what must happen
 LIVE_MS = 3_000  # a pageview shows in the widget within this, without a reload
 STREAM = "/api/v1/realtime/stream"
 POLL = "/api/v1/realtime"
-# Headless Chromium's own User-Agent is a crawler's to the server: pageviews are sent
-# as the desktop Chrome a visitor uses.
-CHROME_UA = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/124.0.0.0 Safari/537.36"
-)
 NONE = "0 people viewing this page"
 ONE = "1 person viewing this page"
 TWO = "2 people viewing this page"
@@ -96,19 +84,6 @@ def test_served_widget_is_at_most_2048_bytes_gzipped(client: TestClient) -> None
 
 
 @pytest.fixture(scope="module")
-def shop() -> Iterator[Shop]:
-    try:
-        server: Shop = Shop(("::", 0), ShopHandler)
-    except OSError:  # no IPv6 here
-        server = Shop4(("127.0.0.1", 0), ShopHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture(scope="module")
 def redis_url(valkey_url: str) -> str:
     """One backend, for speed: REDIS_URL when set (the server CI runs), else the embedded
     valkey. The stream's reads are tested on each in test_public.py."""
@@ -122,41 +97,18 @@ def start(log: Path, redis_url: str, port: int | None = None) -> Live:
 
 @pytest.fixture(scope="module")
 def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    server = start(tmp_path_factory.mktemp("widget") / "serve.log", redis_url)
-    yield server
-    server.stop()
+    yield from live_server(tmp_path_factory, "widget", start, redis_url=redis_url)
 
 
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed: cannot run the widget in a browser")
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = launch(playwright)
-    yield browser
-    browser.close()
-
-
-class Tab:
-    """A page of the shop showing the widget, recording what it requests and logs."""
+class Tab(Recorded):
+    """A page of the shop showing the widget."""
 
     def __init__(self, page: Page, shop: Shop, live: Live, website_id: str, secret: str) -> None:
-        self.page, self.shop, self.live = page, shop, live
+        super().__init__(page)
+        self.shop, self.live = shop, live
         self.website_id, self.secret = website_id, secret
-        self.port = shop.server_address[1]
-        self.origin = f"http://shop.test:{self.port}"
-        self.widget_origin = live.base_url.replace("127.0.0.1", "rtv.test")
-        self.requests: list[Request] = []
-        self.console: list[ConsoleMessage] = []
-        self.errors: list[Exception] = []
-        page.on("request", lambda request: self.requests.append(request))
-        page.on("console", lambda message: self.console.append(message))
-        page.on("pageerror", lambda error: self.errors.append(error))
+        self.origin = shop.origin()
+        self.widget_origin = rtv_origin(live)
 
     @property
     def widget(self) -> Locator:
@@ -174,12 +126,7 @@ class Tab:
 
     def pageview(self, path: str = "/", visitor: str = "alice") -> float:
         """A visit to `path` of the shop, counted; the time it was."""
-        response = httpx.post(
-            f"{self.live.base_url}/api/v1/pageview",
-            json={"websiteId": self.website_id, "url": self.origin + path, "visitorId": visitor},
-            headers={"User-Agent": CHROME_UA},
-        )
-        assert response.json() == {"status": "accepted", "counted": True}
+        send_pageview(self.live.base_url, self.website_id, self.origin + path, visitor)
         return time.monotonic()
 
     def made(self, path: str) -> list[Request]:
@@ -200,8 +147,6 @@ def make_tab(
     shop: Shop, live: Live, make_site: Callable[..., tuple[str, str]], settings: Settings
 ) -> Iterator[Callable[..., tuple[Tab, Callable[..., str]]]]:
     tabs: list[Tab] = []
-    # In a thread of its own: the Playwright driver keeps an event loop running in this one.
-    pool = ThreadPoolExecutor(1)
 
     def make(
         browser: Browser, init_script: str | None = None, live_server: Live | None = None
@@ -210,25 +155,18 @@ def make_tab(
         context = browser.new_context()
         if init_script:
             context.add_init_script(init_script)
-        website_id, secret = pool.submit(make_site, "enterprise").result()
+        website_id, secret = in_thread(make_site, "enterprise")
         tab = Tab(context.new_page(), shop, live_server or live, website_id, secret)
         tabs.append(tab)
 
         def key(*origins: str) -> str:
             """A publishable key bound to `origins`, by default the shop's."""
-            bound = origins or (tab.origin,)
-            create = lambda s: s.create_token(website_id, True, bound)  # noqa: E731
-            new: NewToken = pool.submit(run_admin, settings, create).result()
-            return new.token
+            return publishable_key(settings, website_id, *(origins or (tab.origin,)))
 
         return tab, key
 
     yield make
-    for tab in tabs:
-        tab.page.context.close()
-    pool.shutdown()
-    for tab in tabs:
-        assert not tab.errors, f"the page saw errors: {tab.errors}"
+    close_all(tabs)
 
 
 @pytest.fixture
@@ -287,11 +225,8 @@ def test_a_key_revoked_while_shown_hides_the_count(
     expect(tab.widget).to_be_visible()
     revoke = lambda s: s.revoke_token(tab.website_id, public)  # noqa: E731
     # The server ends the stream; the browser's reconnection is refused, and so is the read.
-    with (
-        tab.page.expect_console_message(lambda m: m.type == "warning", timeout=WAIT_MS),
-        ThreadPoolExecutor(1) as pool,
-    ):
-        pool.submit(run_admin, settings, revoke).result()
+    with tab.page.expect_console_message(lambda m: m.type == "warning", timeout=WAIT_MS):
+        in_thread(run_admin, settings, revoke)
     expect(tab.widget).to_be_hidden()
     assert tab.warnings() == ['realtime-visitors widget: 401 {"error":"Invalid API token"}']
     assert statuses(tab.made(STREAM)) == [200, 401]
