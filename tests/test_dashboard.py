@@ -532,17 +532,17 @@ def test_an_outage_while_watching_shows_then_clears(
         # comes back): the stream's poll times out and it says `event: unavailable`.
         store.process.send_signal(signal.SIGSTOP)
         dashboard.message().to_contain_text("Service unavailable:", timeout=WAIT_MS)
-        expect(page.locator("#state")).to_have_text("Waiting for the service")
+        expect(page.locator("#state")).to_have_text("Waiting for the service", timeout=WAIT_MS)
         expect(page.locator("#count")).to_have_text("1")  # the last count stays
         # The refresh comes round in the outage too, and fails (503).
         with page.expect_response(lambda r: "/history?" in r.url and r.status == 503):
             page.clock.run_for(16_000)
-        expect(page.locator("#pages li")).to_have_text([re.compile("^/")])  # kept
+        expect(page.locator("#pages li")).to_have_text([re.compile("^/")], timeout=WAIT_MS)
         dashboard.shot("error-outage-live")
         store.process.send_signal(signal.SIGCONT)
         expect(page.locator("#state")).to_have_text("Live", timeout=WAIT_MS)
         # Back: the failed refresh is done again at once, not at its next turn.
-        expect(page.locator("#message")).to_be_empty()
+        expect(page.locator("#message")).to_be_empty(timeout=WAIT_MS)
     finally:
         store.process.send_signal(signal.SIGCONT)
         down.stop()
