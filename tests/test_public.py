@@ -553,7 +553,7 @@ def test_sigterm_ends_open_streams_at_once(
         live.stop()
     log = live.log.read_text()
     assert code == 0, log
-    # The streams end themselves (sse-starlette notices the signal within half a
+    # The streams end themselves (stream.py notices the signal within a quarter of a
     # second): no wait for uvicorn's graceful timeout, no response cut off.
     assert took < 3.0, log
     assert "without completing response" not in log, log

@@ -2,6 +2,6 @@
 call per second per website, path and window, however many readers."""
 
 from .addresses import AddressLimit
-from .counts import Closed, Counts, Topic, Unavailable
+from .counts import Closed, Counts, State, Subscriber, Topic, Unavailable
 
-__all__ = ["AddressLimit", "Closed", "Counts", "Topic", "Unavailable"]
+__all__ = ["AddressLimit", "Closed", "Counts", "State", "Subscriber", "Topic", "Unavailable"]

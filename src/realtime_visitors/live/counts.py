@@ -3,7 +3,7 @@
 Public reads ask `latest()`: the answer is at most `interval` old, and concurrent
 askers of a stale count share one Redis call. Streams `subscribe()` to a Topic: one
 poller per website, path and window reads through the same cache each interval and
-wakes the subscribers when the answer changed.
+hands the answer to each subscriber when it changed.
 
 Polling was chosen over keyspace notifications or pub/sub: a pageview would have to
 publish (one more command on the hottest path, for every pageview of every website,
@@ -18,9 +18,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import NamedTuple
-
-import anyio
+from typing import NamedTuple, Protocol
 
 from ..storage import StorageError, Store
 from ..storage.store import LiveCount
@@ -50,6 +48,14 @@ class Closed:
     """What every topic holds once the server is stopping: its streams end."""
 
 
+State = LiveCount | Unavailable | Closed
+
+
+class Subscriber(Protocol):
+    def publish(self, state: State) -> None:
+        """Takes a new state without waiting: the poller serves every subscriber."""
+
+
 @dataclass(slots=True)
 class _Entry:
     count: LiveCount
@@ -63,8 +69,7 @@ class Counts:
         self._entries: dict[Key, _Entry] = {}
         self._pending: dict[Key, asyncio.Future[LiveCount]] = {}
         self._topics: dict[Key, Topic] = {}
-        self._stopping: anyio.Event | None = None
-        self._closer: asyncio.Future[None] | None = None
+        self.closed = False
 
     async def latest(self, key: Key) -> LiveCount:
         """The count, at most `interval` old. Raises StorageError."""
@@ -102,35 +107,29 @@ class Counts:
         for key in stale or list(self._entries):
             del self._entries[key]
 
-    def subscribe(self, key: Key) -> Topic:
+    def subscribe(self, key: Key, subscriber: Subscriber) -> Topic:
         """The key's topic, polled while it has subscribers; `release()` it after."""
         topic = self._topics.get(key)
         if topic is None:
             topic = self._topics[key] = Topic(self, key)
-        topic.subscribers += 1
-        if self._stopping is not None and self._stopping.is_set():
-            topic.publish(Closed())
+        topic.subscribers.add(subscriber)
+        if self.closed:
+            subscriber.publish(Closed())
         else:
             topic.start()
         return topic
 
-    def stopping(self) -> anyio.Event:
-        """Set when the server stops (sse-starlette sets it): every topic then holds
-        Closed, so each stream ends its response cleanly instead of being cut off."""
-        if self._stopping is None:
-            self._stopping = anyio.Event()
-            self._closer = asyncio.ensure_future(self._close_when(self._stopping))
-        return self._stopping
-
-    async def _close_when(self, stopping: anyio.Event) -> None:
-        await stopping.wait()
+    def close(self) -> None:
+        """The server stops: every topic holds Closed, so each stream ends its response
+        cleanly instead of being cut off."""
+        self.closed = True
         for topic in list(self._topics.values()):
             topic.stop()
             topic.publish(Closed())
 
-    def release(self, topic: Topic) -> None:
-        topic.subscribers -= 1
-        if topic.subscribers == 0:
+    def release(self, topic: Topic, subscriber: Subscriber) -> None:
+        topic.subscribers.discard(subscriber)
+        if not topic.subscribers:
             # Freed at once: the last subscriber gone, nobody polls for it.
             topic.stop()
             if self._topics.get(topic.key) is topic:
@@ -142,15 +141,13 @@ class Counts:
 
 
 class Topic:
-    """The latest count of one key, and a version that grows each time it changes."""
+    """The latest count of one key, handed to each subscriber when it changes."""
 
     def __init__(self, counts: Counts, key: Key) -> None:
         self.counts = counts
         self.key = key
-        self.subscribers = 0
-        self.version = 0
-        self.latest: LiveCount | Unavailable | Closed | None = None
-        self._changed = asyncio.Event()
+        self.subscribers: set[Subscriber] = set()
+        self.latest: State | None = None
         self._poller: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -162,20 +159,13 @@ class Topic:
             self._poller.cancel()
             self._poller = None
 
-    async def after(self, version: int) -> int:
-        """Waits until the topic is newer than `version`; returns the new version."""
-        while self.version <= version:
-            await self._changed.wait()
-        return self.version
-
-    def publish(self, state: LiveCount | Unavailable | Closed) -> None:
+    def publish(self, state: State) -> None:
         if state == self.latest:
             return
         self.latest = state
-        self.version += 1
-        # One event per topic, not per subscriber: all waiters wake, a new one waits.
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        # A copy: a subscriber that ends may leave the set while it is walked.
+        for subscriber in list(self.subscribers):
+            subscriber.publish(state)
 
     async def _poll(self) -> None:
         while True:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import orjson
-from sse_starlette import ServerSentEvent
 
 from ...config import Settings
 from .. import stream
@@ -187,11 +186,11 @@ def _stream_example() -> str:
 
     events = [
         stream.visitors_event(5, EXAMPLE_MS, render, retry=stream.RETRY_MS),
-        ServerSentEvent(comment="ping"),
+        stream.PING,
         stream.visitors_event(6, EXAMPLE_MS + 16_000, render),
-        ServerSentEvent(data=stream.UNAVAILABLE, event="unavailable"),
+        stream.UNAVAILABLE_EVENT,
     ]
-    return b"".join(event.encode() for event in events).decode()
+    return b"".join(events).decode()
 
 
 def _bad_read(
