@@ -132,8 +132,10 @@ class Read:
         result: RealtimeResult,
         params: dict[str, str],
         headers: Headers | None = None,
+        key: str | None = None,
     ) -> None:
-        """The 200 answer; `headers` None: a secret token's read, with the budget's."""
+        """The 200 answer; `headers` None: a secret token's read, with the budget's;
+        `key`: the publishable key of a public read."""
         body = self.render(website_id, result, params)
         await respond(send, 200, body, rate_limit_headers(result) if headers is None else headers)
 
@@ -205,9 +207,9 @@ class Realtime(Read):
         path = params.get("path", "")
         count = await self.public.admit(scope, send, website_id, key, path, window_ms)
         if count is not None:
-            result = RealtimeResult(RealtimeStatus.OK, count.visitors, 0, 0, 0, 0, count.now_ms)
+            result = RealtimeResult.counted(count.visitors, count.now_ms)
             headers = self.public.cors(scope, count, key)
-            await self.answer(scope, receive, send, website_id, result, params, headers)
+            await self.answer(scope, receive, send, website_id, result, params, headers, key)
 
     async def read(
         self, website_id: str, token: str, client: str, params: dict[str, str]

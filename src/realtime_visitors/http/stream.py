@@ -26,10 +26,9 @@ from starlette.types import Message, Receive, Scope, Send
 from ..config import Settings
 from ..live import Closed, State, Unavailable
 from ..live.counts import Key
-from ..storage.store import RealtimeResult, RealtimeStatus, Store
-from ..storage.tokens import digest
+from ..storage.store import RealtimeResult, Store
 from .asgi import Headers
-from .public import PublicReads
+from .public import PublicReads, key_digest
 from .routes import Realtime
 
 PING_SECONDS = 15
@@ -79,48 +78,26 @@ class Stream(Realtime):
         receive: Receive,
         send: Send,
         website_id: str,
-        result: RealtimeResult,
-        params: dict[str, str],
-        headers: Headers | None = None,
-    ) -> None:
-        # A secret token was checked once, as the stream opened (one request of the
-        # budget); what follows costs the website nothing.
-        await self.stream(scope, receive, send, website_id, result, params, headers or [], None)
-
-    async def read_public(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        website_id: str,
-        key: str,
-        params: dict[str, str],
-    ) -> None:
-        path, window_ms = params.get("path", ""), self.settings.window_ms
-        count = await self.public.admit(scope, send, website_id, key, path, window_ms)
-        if count is None:
-            return
-        first = RealtimeResult(RealtimeStatus.OK, count.visitors, 0, 0, 0, 0, count.now_ms)
-        headers = self.public.cors(scope, count, key)
-        await self.stream(scope, receive, send, website_id, first, params, headers, digest(key))
-
-    async def stream(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        website_id: str,
         first: RealtimeResult,
         params: dict[str, str],
-        headers: Headers,
-        public_key: str | None,
+        headers: Headers | None = None,
+        key: str | None = None,
     ) -> None:
+        """The stream. A secret token was checked once, as it opened (one request of
+        the budget); a publishable key is watched, so that revoking it ends the stream."""
+        public_key = key_digest(key) if key is not None else None
+
         def render(visitors: int, now_ms: int) -> str:
-            ok = RealtimeResult(RealtimeStatus.OK, visitors, 0, 0, 0, 0, now_ms)
-            return self.render(website_id, ok, params).decode()
+            return self.render(
+                website_id, RealtimeResult.counted(visitors, now_ms), params
+            ).decode()
 
         await send(
-            {"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS + headers}
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": STREAM_HEADERS + (headers or []),
+            }
         )
         if scope["method"] == "HEAD":
             await send(END)  # the headers only: a HEAD has no stream to wait for

@@ -160,7 +160,7 @@ class Topic:
             self._poller = None
 
     def publish(self, state: State) -> None:
-        if state == self.latest:
+        if same(state, self.latest):
             return
         self.latest = state
         # A copy: a subscriber that ends may leave the set while it is walked.
@@ -184,13 +184,16 @@ class Topic:
                 # read made it, earlier. Waking from `began` instead finds the count still
                 # fresh whenever the loop is busy, and skips a whole second.
                 due = self.counts.read_at(self.key, began) + self.counts.interval
-                # The time of the read is no change: only what a subscriber shows.
-                if not (
-                    isinstance(self.latest, LiveCount)
-                    and (count.found, count.visitors, count.public_keys)
-                    == (self.latest.found, self.latest.visitors, self.latest.public_keys)
-                ):
-                    self.publish(count)
+                self.publish(count)
             # A hair late rather than early: the loop's clock (uvloop's counts whole
             # milliseconds) may wake the poller before the cached count is stale.
             await asyncio.sleep(max(0.0, due - time.monotonic()) + CLOCK_SLACK)
+
+
+def same(state: State, before: State | None) -> bool:
+    """Nothing a subscriber shows has changed: a count's time of reading is no change."""
+    if isinstance(state, LiveCount) and isinstance(before, LiveCount):
+        return (state.found, state.visitors, state.public_keys) == (
+            before.found, before.visitors, before.public_keys
+        )  # fmt: skip
+    return state == before

@@ -65,6 +65,11 @@ class RealtimeResult:
     rows: tuple[Any, ...] = ()
 
     @classmethod
+    def counted(cls, visitors: int, now_ms: int) -> RealtimeResult:
+        """A count read without the budget (a public read, a stream's event)."""
+        return cls(RealtimeStatus.OK, visitors, 0, 0, 0, 0, now_ms)
+
+    @classmethod
     def of(cls, reply: list[Any]) -> RealtimeResult:
         status, visitors, limit, remaining, reset_ms, retry_ms, now_ms, *rows = reply
         return cls(
