@@ -19,7 +19,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import ceiling, crawlers, growth, http, lag, live, memory, peers, toppages
+from . import (
+    ceiling,
+    cluster,
+    crawlers,
+    growth,
+    http,
+    lag,
+    live,
+    memory,
+    peers,
+    toppages,
+)
 from .common import Figure
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -34,6 +45,7 @@ SCENARIOS: dict[str, Callable[[Path, bool], list[Figure]]] = {
     "crawlers": crawlers.run,
     "toppages": toppages.run,
     "live": live.run,
+    "cluster": cluster.run,
 }
 
 

@@ -397,7 +397,14 @@ def one_error_line(process: subprocess.CompletedProcess[str], *names: str) -> st
 
 @pytest.mark.parametrize(
     "url",
-    ["localhost:6379", "redis://127.0.0.1:notaport", f"redis://:{PASSWORD}@127.0.0.1:99999/0"],
+    [
+        "localhost:6379",
+        "redis://127.0.0.1:notaport",
+        f"redis://:{PASSWORD}@127.0.0.1:99999/0",
+        f"redis+cluster://:{PASSWORD}@10.0.0.1:7000,10.0.0.2",  # a seed without its port
+        f"redis+cluster://:{PASSWORD}@10.0.0.1:7000/0",  # a cluster has one database
+        "redis+cluster://",
+    ],
 )
 @pytest.mark.parametrize("command", [("sites", "list"), ("serve",)], ids="-".join)
 def test_a_malformed_redis_url_is_one_error_line(url: str, command: tuple[str, ...]) -> None:

@@ -12,7 +12,7 @@ import redis
 
 from realtime_visitors.storage.connection import Connection, Script, StorageError
 
-from .conftest import unique_id
+from .conftest import single_node, unique_id
 
 T = TypeVar("T")
 
@@ -21,6 +21,11 @@ INCR = Script("return redis.call('INCR', KEYS[1])")
 ECHO_OR_FAIL = Script(
     "if ARGV[1] == 'fail' then return redis.error_reply('asked to fail') end return ARGV[1]"
 )
+
+
+@pytest.fixture
+def redis_url(redis_url: str) -> str:
+    return single_node(redis_url)
 
 
 def run(url: str, action: Callable[[Connection], Awaitable[T]], timeout: float = 1.0) -> T:

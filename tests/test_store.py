@@ -19,7 +19,7 @@ from realtime_visitors.storage import embedded, scripts, store
 from realtime_visitors.storage.keys import site_keys
 from realtime_visitors.storage.store import RealtimeStatus, Store, Visitor, Where
 
-from .conftest import run_admin, unique_id
+from .conftest import node_of, run_admin, unique_id
 
 T = TypeVar("T")
 Site = Callable[..., tuple[str, str]]
@@ -141,9 +141,10 @@ def test_one_round_trip_per_request(
             )
 
     request()  # the first one opens the connection and may load the script
-    before = commandstats(raw)
+    node = node_of(raw, website_id)
+    before = commandstats(node)
     request()
-    after = commandstats(raw)
+    after = commandstats(node)
     delta = {
         name: after[name] - before.get(name, 0)
         for name in after

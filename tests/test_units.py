@@ -14,6 +14,7 @@ from realtime_visitors.admin.sites import SiteError, Sites
 from realtime_visitors.config import DEFAULT_PLANS, ConfigError, Settings, hide_password
 from realtime_visitors.http.routes import bearer_token, iso_timestamp
 from realtime_visitors.storage import scripts
+from realtime_visitors.storage.cluster import seed_urls, slot_of
 from realtime_visitors.storage.keys import is_valid_website_id, site_keys, website_id_of_site_key
 from realtime_visitors.storage.store import Store
 from realtime_visitors.storage.tokens import digest, new_token
@@ -272,3 +273,34 @@ def test_site_listing_skips_keys_that_are_no_website() -> None:
         return [site.website_id for site in await sites.all()]
 
     assert asyncio.run(main()) == ["a-site", "b-site"]
+
+
+@pytest.mark.parametrize(
+    ("url", "seeds"),
+    [
+        ("redis+cluster://10.0.0.1:7000", ["redis://10.0.0.1:7000"]),
+        (
+            "redis+cluster://a:7000, b:7001,",
+            ["redis://a:7000", "redis://b:7001"],
+        ),
+        (
+            "rediss+cluster://user:p%40ss@a:7000,b:7001",
+            ["rediss://user:p%40ss@a:7000", "rediss://user:p%40ss@b:7001"],
+        ),
+    ],
+)
+def test_a_cluster_url_names_its_seed_nodes(url: str, seeds: list[str]) -> None:
+    assert Settings.from_env({"REDIS_URL": url}).redis_url is not None
+    assert seed_urls(url) == seeds
+
+
+def test_a_cluster_urls_password_is_hidden_in_its_description() -> None:
+    settings = Settings.from_env({"REDIS_URL": "redis+cluster://:hunter2hunter2@a:7000,b:7001"})
+    assert "hunter2hunter2" not in settings.store_description()
+    assert "a:7000,b:7001" in settings.store_description()
+
+
+def test_keys_of_one_website_share_one_slot_and_websites_spread() -> None:
+    keys = site_keys("shop")
+    assert {slot_of(key) for key in keys.all} == {slot_of(keys.site)}
+    assert len({slot_of(site_keys(f"site{n}").site) for n in range(100)}) > 90

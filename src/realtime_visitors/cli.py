@@ -11,6 +11,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from .admin import Site, SiteError, Sites
 from .admin.views import created_site_json, iso, new_token_json, site_json, token_json
 from .config import DEFAULT_PLANS, MAX_PORT, ConfigError, Settings, parse_plans
 from .storage import StorageError, Store, embedded
+from .storage.cluster import is_cluster_url, seed_urls
 
 T = TypeVar("T")
 
@@ -191,7 +193,13 @@ def redis_cli(args: tuple[str, ...]) -> None:
 
     config = settings()
     with redis_url(config) as url:
-        target = ["-s", url.removeprefix("unix://")] if url.startswith("unix://") else ["-u", url]
+        if url.startswith("unix://"):
+            target = ["-s", url.removeprefix("unix://")]
+        elif is_cluster_url(url):
+            # Cluster mode: valkey-cli follows MOVED and ASK to the node that holds a key.
+            target = ["-c", "-u", seed_urls(url)[0]]
+        else:
+            target = ["-u", url]
         try:
             code = subprocess.call([embedded.cli_binary(), *target, *args])  # noqa: S603
         except embedded.EmbeddedError as exc:
@@ -349,3 +357,49 @@ def tokens_revoke(website_id: str, token_id_or_token: str) -> None:
     else:
         # Never echo the value: it may sit in a terminal's scrollback or a CI log.
         click.echo(f"Revoked the token given by value ({token_id}) of website {website_id}.")
+
+
+@main.command("cluster")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where each node keeps its config and log [default: RTV_DATA_DIR/cluster].",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, MAX_PORT),
+    default=7000,
+    show_default=True,
+    help="The first of consecutive ports, bus ports 10000 above; 0: any free ports.",
+)
+@click.option("--primaries", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option(
+    "--replicas", type=click.IntRange(min=0), default=1, show_default=True, help="Per primary."
+)
+def cluster(directory: Path | None, port: int, primaries: int, replicas: int) -> None:
+    """Run a local Valkey Cluster until Ctrl-C, to try the service on a cluster.
+
+    The nodes keep no data: every run starts an empty cluster."""
+    from .storage import localcluster
+
+    directory = directory or settings().data_dir / "cluster"
+    # As in `serve`: a signal becomes a normal exit, so the nodes are stopped below.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, exit_cleanly)
+    try:
+        running = localcluster.start(directory, primaries, replicas, port=port or None)
+    except (localcluster.LocalClusterError, embedded.EmbeddedError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    with running:
+        ports = [node.port for node in running.nodes]
+        click.echo(
+            f"A cluster of {primaries} primaries and {primaries * replicas} replicas "
+            f"on ports {', '.join(map(str, ports))}; logs in {directory.resolve()}/node-PORT."
+        )
+        click.echo("Serve the API on it with:")
+        click.echo(f"REDIS_URL={running.url} realtime-visitors serve")
+        click.echo("Ctrl-C stops every node.")
+        while True:
+            signal.pause()

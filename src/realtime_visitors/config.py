@@ -13,7 +13,8 @@ from urllib.parse import SplitResult, urlsplit
 DEFAULT_PLANS: dict[str, int] = {"free": 100, "pro": 1_000, "enterprise": 10_000}
 
 # The schemes redis-py's parse_url (and so storage/connection.py) understands.
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+REDIS_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
 MAX_PORT = 65535
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -83,9 +84,12 @@ def parse_redis_url(text: str) -> str | None:
     scheme, sep, _ = text.partition("://")
     if not sep or scheme not in REDIS_SCHEMES:
         raise ConfigError(
-            "REDIS_URL must start with redis://, rediss:// or unix:// "
-            f"(e.g. redis://localhost:6379/0), got {hide_password(text)!r}"
+            "REDIS_URL must start with redis://, rediss://, unix:// or, for a cluster, "
+            "redis+cluster:// (e.g. redis://localhost:6379/0), "
+            f"got {hide_password(text)!r}"
         )
+    if scheme in CLUSTER_SCHEMES:
+        return parse_cluster_url(text)
     try:
         parts = urlsplit(text)
     except ValueError as exc:  # an unclosed IPv6 bracket, say
@@ -101,6 +105,30 @@ def parse_redis_url(text: str) -> str | None:
             f"got {hide_password(text)!r}"
         )
     return text
+
+
+def parse_cluster_url(text: str) -> str:
+    """redis+cluster://[user:password@]host:port[,host:port...]: the seed nodes."""
+    scheme, _, rest = text.partition("://")
+    credentials, at, hosts = rest.rpartition("@")
+    if "/" in hosts.rstrip("/") or "?" in hosts:
+        raise ConfigError(
+            "REDIS_URL: a cluster has no database number or options, only seed nodes "
+            f"(redis+cluster://host:port,host:port), got {hide_password(text)!r}"
+        )
+    seeds = [seed.strip() for seed in hosts.rstrip("/").split(",") if seed.strip()]
+    for seed in seeds or [""]:
+        try:
+            parts = urlsplit(f"redis://{seed}")
+        except ValueError:  # an unclosed IPv6 bracket, say
+            parts = urlsplit("redis://")
+        if not parts.hostname or not _port_is_valid(parts) or parts.port is None:
+            raise ConfigError(
+                "REDIS_URL: each seed node of a cluster is host:port with a port from 1 to "
+                f"{MAX_PORT} (redis+cluster://10.0.0.1:6379,10.0.0.2:6379), "
+                f"got {hide_password(text)!r}"
+            )
+    return f"{scheme}://{credentials}{at}{','.join(seeds)}"
 
 
 def _port_is_valid(parts: SplitResult) -> bool:

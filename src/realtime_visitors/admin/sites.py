@@ -78,11 +78,10 @@ class Sites:
         self._check_plan(plan)
         token, token_id = new_token(), new_token_id()
         created = int(
-            await self.store.call(
-                self.store.scripts.site_create(
-                    keys=[keys.site],
-                    args=[name or website_id, plan, digest(token), token_id],
-                )
+            await self.store.admin(
+                self.store.scripts.site_create,
+                [keys.site],
+                [name or website_id, plan, digest(token), token_id],
             )
         )
         if not created:
@@ -124,7 +123,7 @@ class Sites:
         # plan no longer configured.
         plans = sorted(self.plans.items(), key=lambda item: item[1])
         args = [plan, *(str(value) for pair in plans for value in pair)]
-        done = await self.store.call(self.store.scripts.site_plan(keys=[keys.site], args=args))
+        done = await self.store.admin(self.store.scripts.site_plan, [keys.site], args)
         if not done:
             raise NotFound(f"website {website_id!r} not found")
 
@@ -132,10 +131,8 @@ class Sites:
         keys = site_keys(self._checked(website_id))
         # The per-client counters expire by themselves, but go with the rest.
         counters = await self.store.call(self._scan(website_pattern(website_id)))
-        async with self.store.client.pipeline(transaction=True) as pipe:
-            pipe.exists(keys.site)
-            pipe.unlink(*keys.all, *counters)
-            existed, _ = await self.store.call(pipe.execute())
+        every = dict.fromkeys([*keys.all, *(_text(key) for key in counters)])  # site first
+        existed = await self.store.admin(self.store.scripts.site_delete, list(every))
         if not existed:
             raise NotFound(f"website {website_id!r} not found")
 
@@ -151,11 +148,10 @@ class Sites:
         kind = PUBLIC if public else SECRET
         token, token_id = new_public_key() if public else new_token(), new_token_id()
         created = int(
-            await self.store.call(
-                self.store.scripts.token_create(
-                    keys=[keys.site, keys.public],
-                    args=[digest(token), token_id, kind, " ".join(allowed)],
-                )
+            await self.store.admin(
+                self.store.scripts.token_create,
+                [keys.site, keys.public],
+                [digest(token), token_id, kind, " ".join(allowed)],
             )
         )
         if not created:
@@ -185,8 +181,8 @@ class Sites:
         token_id = token
         if not token.startswith(TOKEN_ID_PREFIX):
             token_id = await self._token_id_of(website_id, token)
-        done = await self.store.call(
-            self.store.scripts.token_revoke(keys=[keys.site, keys.public], args=[token_id])
+        done = await self.store.admin(
+            self.store.scripts.token_revoke, [keys.site, keys.public], [token_id]
         )
         if not done:
             raise NotFound(f"token {token_id!r} not found for website {website_id!r}")

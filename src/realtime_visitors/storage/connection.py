@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import ssl
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any, cast
 
 import hiredis
@@ -27,11 +28,28 @@ class StorageError(Exception):
     """Redis could not be reached, did not answer in time, or refused the call."""
 
 
+class Redirected(StorageError):
+    """A cluster node does not serve the call's slot (MOVED, ASK), or not right now
+    (TRYAGAIN during a slot's migration, CLUSTERDOWN): the cluster router decides."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(f"Redis refused the call: {reply}")
+        self.kind, _, rest = reply.partition(" ")
+        # "MOVED 3999 127.0.0.1:6381": the node that serves the slot now.
+        self.address = rest.partition(" ")[2]
+
+
+REDIRECTS = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN")
+
+
 def pack(command: tuple[str | int, ...]) -> bytes:
     """RESP encoding, in C."""
     # hiredis's stub types the command as a tuple of exactly one item.
     packed: bytes = hiredis.pack_command(command)  # type: ignore[arg-type]
     return packed
+
+
+ASKING = pack(("ASKING",))
 
 
 class Script:
@@ -58,17 +76,42 @@ class Connection:
         self._protocol: _Protocol | None = None
         self._opening: asyncio.Future[_Protocol] | None = None
 
-    async def call(self, script: Script, keys: tuple[str, ...], args: tuple[str | int, ...]) -> Any:
+    async def call(
+        self,
+        script: Script,
+        keys: tuple[str, ...],
+        args: tuple[str | int, ...],
+        asking: bool = False,
+    ) -> Any:
+        """The script's reply; `asking`: the slot is being imported here (cluster ASK)."""
         protocol = self._protocol
         if protocol is None or protocol.closed:
             protocol = await self._open_shared()
-        return await protocol.send(script.evalsha(keys, args), script)
+        return await protocol.send(script.evalsha(keys, args), script, asking)
+
+    def submit(
+        self,
+        script: Script,
+        keys: tuple[str, ...],
+        args: tuple[str | int, ...],
+        asking: bool = False,
+    ) -> Awaitable[Any]:
+        """call(), without a coroutine of its own while the connection is open: the
+        cluster router awaits the reply's future directly."""
+        protocol = self._protocol
+        if protocol is None or protocol.closed:
+            return self.call(script, keys, args, asking)
+        return protocol.send(script.evalsha(keys, args), script, asking)
 
     async def command(self, *args: str | int) -> Any:
         protocol = self._protocol
         if protocol is None or protocol.closed:
             protocol = await self._open_shared()
         return await protocol.send(pack(args), None)
+
+    async def primaries(self) -> list[Connection]:
+        """The nodes that serve keys: this one (a cluster has several)."""
+        return [self]
 
     def close(self) -> None:
         if self._protocol is not None:
@@ -126,8 +169,9 @@ class _Protocol(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.reader = hiredis.Reader()
         # One entry per command in flight, in the order sent: its future (None when
-        # nobody waits for the reply), the script it runs, and the command itself.
-        self.pending: deque[tuple[asyncio.Future[Any] | None, Script | None, bytes]] = deque()
+        # nobody waits for the reply), the script it runs, the command itself, and
+        # whether it follows an ASKING (a reply nobody waits for).
+        self.pending: deque[tuple[asyncio.Future[Any] | None, Script | None, bytes, bool]] = deque()
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.watchdog: asyncio.TimerHandle | None = None
@@ -137,20 +181,33 @@ class _Protocol(asyncio.Protocol):
         # uvloop's transports do not subclass asyncio's, but offer the same methods.
         self.transport = cast(asyncio.Transport, transport)
 
-    def send(self, command: bytes, script: Script | None) -> asyncio.Future[Any]:
+    def send(
+        self, command: bytes, script: Script | None, asking: bool = False
+    ) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
+        if not self.closed and self.transport is not None and self.transport.is_closing():
+            self.fail(StorageError("connection to Redis lost"))  # the next call reconnects
         if self.closed:
             future.set_exception(StorageError("connection lost"))
         else:
-            self._enqueue(future, script, command)
+            self._enqueue(future, script, command, asking)
         return future
 
     def _enqueue(
-        self, future: asyncio.Future[Any] | None, script: Script | None, command: bytes
+        self,
+        future: asyncio.Future[Any] | None,
+        script: Script | None,
+        command: bytes,
+        asking: bool = False,
     ) -> None:
         if not self.pending:
             self.progress_at = self.loop.time()
-        self.pending.append((future, script, command))
+        if asking:
+            # ASKING holds for the next command on this connection only: written
+            # together, nothing can come between them.
+            self.pending.append((None, None, ASKING, False))
+            command = ASKING + command
+        self.pending.append((future, script, command, asking))
         assert self.transport is not None
         self.transport.write(command)
         if self.watchdog is None:
@@ -161,17 +218,23 @@ class _Protocol(asyncio.Protocol):
         self.progress_at = self.loop.time()
         pending = self.pending
         while (reply := self.reader.gets()) is not False:
-            future, script, command = pending.popleft()
+            future, script, command, asking = pending.popleft()
             if future is None or future.done():
                 continue
             if isinstance(reply, hiredis.ReplyError):
-                if script is not None and str(reply).startswith("NOSCRIPT"):
-                    # Redis restarted or SCRIPT FLUSH: load the script again and repeat
-                    # the call once; the load serves every later call too.
+                text = str(reply)
+                if script is not None and text.startswith("NOSCRIPT"):
+                    # Redis restarted, SCRIPT FLUSH, or a replica just promoted: load the
+                    # script again and repeat the call once; the load serves every
+                    # later call too.
+                    if asking:
+                        command = command[len(ASKING) :]
                     self._enqueue(None, None, script.load())
-                    self._enqueue(future, None, command)
+                    self._enqueue(future, None, command, asking)
+                elif text.startswith(REDIRECTS):
+                    future.set_exception(Redirected(text))
                 else:
-                    future.set_exception(StorageError(f"Redis refused the call: {reply}"))
+                    future.set_exception(StorageError(f"Redis refused the call: {text}"))
             else:
                 future.set_result(reply)
 
@@ -184,6 +247,12 @@ class _Protocol(asyncio.Protocol):
             return
         self.watchdog = self.loop.call_later(self.timeout / 4, self._check_progress)
 
+    def eof_received(self) -> bool:
+        # The server closed its side: fail now, before more calls are written into a
+        # socket that asyncio already counts as lost (and warns about each write).
+        self.fail(StorageError("connection to Redis lost: closed by the server"))
+        return False
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.fail(StorageError(f"connection to Redis lost: {exc or 'closed by the server'}"))
 
@@ -192,6 +261,6 @@ class _Protocol(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
         while self.pending:
-            future, _, _ = self.pending.popleft()
+            future, *_ = self.pending.popleft()
             if future is not None and not future.done():
                 future.set_exception(error)

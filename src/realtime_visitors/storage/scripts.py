@@ -7,17 +7,15 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import NamedTuple
 
-from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
-
 from .connection import Script
 
 
 class AdminScripts(NamedTuple):
-    site_create: AsyncScript
-    site_plan: AsyncScript
-    token_create: AsyncScript
-    token_revoke: AsyncScript
+    site_create: Script
+    site_plan: Script
+    site_delete: Script
+    token_create: Script
+    token_revoke: Script
 
 
 class HotScripts(NamedTuple):
@@ -55,7 +53,7 @@ def hot() -> HotScripts:
     return HotScripts(*(Script(source(name)) for name in HotScripts._fields))
 
 
-def register(client: Redis) -> AdminScripts:
-    # register_script caches the SHA and reloads the script on NOSCRIPT, so a Redis
-    # restart or SCRIPT FLUSH heals on the next call.
-    return AdminScripts(*(client.register_script(source(name)) for name in AdminScripts._fields))
+def admin() -> AdminScripts:
+    """The administration scripts, run on the same connection as the request path's:
+    it heals NOSCRIPT and follows a cluster's redirections."""
+    return AdminScripts(*(Script(source(name)) for name in AdminScripts._fields))

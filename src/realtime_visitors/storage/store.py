@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, NamedTuple, TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -16,7 +17,8 @@ from redis.exceptions import RedisError
 
 from ..config import Settings
 from . import scripts
-from .connection import Connection, StorageError
+from .cluster import ClusterConnection, credentials_of, is_cluster_url, seed_addresses
+from .connection import Connection, Script, StorageError
 from .keys import client_keys, site_keys
 from .tokens import digest
 
@@ -119,7 +121,20 @@ class Where(NamedTuple):
     country: str = "unknown"
 
 
-def connect(url: str, timeout: float) -> Redis:
+def connect(url: str, timeout: float) -> Redis | RedisCluster:
+    if is_cluster_url(url):
+        username, password = credentials_of(url)
+        return RedisCluster(
+            startup_nodes=[ClusterNode(*seed.rsplit(":", 1)) for seed in seed_addresses(url)],
+            username=username,
+            password=password,
+            ssl=url.startswith("rediss"),
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # Administration keeps working on the primaries still up while one is
+            # failing over.
+            require_full_coverage=False,
+        )
     return Redis.from_url(
         url,
         socket_timeout=timeout,
@@ -134,10 +149,16 @@ def connect(url: str, timeout: float) -> Redis:
 class Store:
     """The request path uses its own pipelined connection; administration uses redis-py."""
 
-    def __init__(self, url: str, settings: Settings, client: Redis | None = None) -> None:
+    def __init__(
+        self, url: str, settings: Settings, client: Redis | RedisCluster | None = None
+    ) -> None:
         self.client = client or connect(url, settings.redis_timeout)
-        self.scripts = scripts.register(self.client)
-        self.connection = Connection(url, settings.redis_timeout)
+        self.scripts = scripts.admin()
+        self.connection: Connection | ClusterConnection = (
+            ClusterConnection(url, settings.redis_timeout)
+            if is_cluster_url(url)
+            else Connection(url, settings.redis_timeout)
+        )
         self._hot = scripts.hot()
         self._window = settings.window_ms
         self._visitor_cap = settings.max_visitors_per_ip
@@ -145,6 +166,12 @@ class Store:
         # The smallest plan first: realtime.lua gives its limit to unknown plans.
         plans = sorted(settings.plans.items(), key=lambda item: item[1])
         self._plan_args = tuple(str(value) for pair in plans for value in pair)
+
+    async def admin(
+        self, script: Script, keys: Sequence[str], args: Sequence[str | int] = ()
+    ) -> Any:
+        """An administration script (scripts.admin()), on the request path's connection."""
+        return await self.connection.call(script, tuple(keys), tuple(args))
 
     async def call(self, awaitable: Awaitable[T]) -> T:
         try:
@@ -233,12 +260,14 @@ class Store:
         return LiveCount.of(reply)
 
     async def ready(self) -> None:
-        """Redis answers and the hot scripts are loaded (loaded here if they were not)."""
+        """Redis answers and the hot scripts are loaded (loaded here if they were not),
+        on every primary of a cluster."""
         hot = tuple(self._hot)
-        present = await self.connection.command("SCRIPT", "EXISTS", *(s.sha for s in hot))
-        for script, loaded in zip(hot, present, strict=True):
-            if not loaded:
-                await self.connection.command("SCRIPT", "LOAD", script.source)
+        for node in await self.connection.primaries():
+            present = await node.command("SCRIPT", "EXISTS", *(s.sha for s in hot))
+            for script, loaded in zip(hot, present, strict=True):
+                if not loaded:
+                    await node.command("SCRIPT", "LOAD", script.source)
 
     async def close(self) -> None:
         self.connection.close()
