@@ -79,21 +79,39 @@ class ClusterConnection:
     async def call(self, script: Script, keys: tuple[str, ...], args: tuple[str | int, ...]) -> Any:
         slot = slot_of(keys[0])
         node = self.slots[slot] or await self._serving(slot)
-        asking = False
-        redirects = 0
+        try:
+            return await node.submit(script, keys, args)
+        except Redirected as exc:
+            return await self._redirected(exc, slot, node, script, keys, args)
+        except StorageError:
+            # The node is down or did not answer: maybe a failover is under way.
+            self.refresh_soon()
+            raise
+
+    async def _redirected(
+        self,
+        exc: Redirected,
+        slot: int,
+        node: Connection,
+        script: Script,
+        keys: tuple[str, ...],
+        args: tuple[str | int, ...],
+    ) -> Any:
+        """The slow path, apart so that a call served at once pays for none of it."""
         deadline = asyncio.get_running_loop().time() + self.timeout
         delays = iter(TRY_AGAIN_DELAYS)
+        redirects = 0
         while True:
+            self.redirected[exc.kind] += 1
+            redirects += exc.kind in ("MOVED", "ASK")
+            if redirects > MAX_REDIRECTS:
+                raise exc
+            node, asking = await self._follow(exc, slot, node, deadline, delays)
             try:
                 return await node.submit(script, keys, args, asking)
-            except Redirected as exc:
-                self.redirected[exc.kind] += 1
-                redirects += exc.kind in ("MOVED", "ASK")
-                if redirects > MAX_REDIRECTS:
-                    raise
-                node, asking = await self._follow(exc, slot, node, deadline, delays)
+            except Redirected as again:
+                exc = again
             except StorageError:
-                # The node is down or did not answer: maybe a failover is under way.
                 self.refresh_soon()
                 raise
 
