@@ -28,6 +28,7 @@ from . import (
     lag,
     live,
     memory,
+    observability,
     peers,
     toppages,
 )
@@ -46,6 +47,7 @@ SCENARIOS: dict[str, Callable[[Path, bool], list[Figure]]] = {
     "toppages": toppages.run,
     "live": live.run,
     "cluster": cluster.run,
+    "observability": observability.run,
 }
 
 

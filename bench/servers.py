@@ -62,14 +62,30 @@ def free_port() -> int:
 
 
 @contextmanager
-def uvicorn(app: str, env: dict[str, str], workers: int = 1) -> Iterator[str]:
-    """`app` ("module:factory") served by uvicorn with the same settings for every app."""
+def uvicorn(
+    app: str, env: dict[str, str], workers: int = 1, output: Path | None = None
+) -> Iterator[str]:
+    """`app` ("module:factory") served by uvicorn with the same settings for every app;
+    its standard output (the service's access log, when on) to `output`."""
+    with uvicorn_process(app, env, workers, output) as (base, _):
+        yield base
+
+
+@contextmanager
+def uvicorn_process(
+    app: str, env: dict[str, str], workers: int = 1, output: Path | None = None
+) -> Iterator[tuple[str, int]]:
+    """The same, and uvicorn's process id: with one worker, the process that serves."""
     port = free_port()
     command = [
         str(BIN / "uvicorn"), app, "--factory", "--port", str(port), "--workers", str(workers),
         "--no-access-log", "--no-server-header", "--no-proxy-headers", "--log-level", "warning",
     ]  # fmt: skip
-    process = subprocess.Popen(command, env={**os.environ, **env})
+    # No access log unless asked for, the service's as uvicorn's: scenario observability
+    # measures it; the others measure the service without it, as they always did.
+    env = {"RTV_ACCESS_LOG": "0", **env}
+    with open(output or os.devnull, "ab") as out:
+        process = subprocess.Popen(command, env={**os.environ, **env}, stdout=out)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
@@ -81,7 +97,7 @@ def uvicorn(app: str, env: dict[str, str], workers: int = 1) -> Iterator[str]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{app} did not start") from None
                 time.sleep(0.05)
-        yield base
+        yield base, process.pid
     finally:
         process.terminate()
         process.wait(20)

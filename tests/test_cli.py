@@ -444,14 +444,15 @@ def test_serve_says_which_redis_it_uses_without_the_password(
 ) -> None:
     process = command_line("serve", "--port", str(busy_port), REDIS_URL=secured_url)
     hidden = secured_url.replace(PASSWORD, "***")
-    assert f"Using {hidden} (REDIS_URL)" in process.stdout, process.stderr
+    # A log line, with its time and level, on stderr as the others.
+    assert f"INFO Using {hidden} (REDIS_URL)" in process.stderr, process.stderr
     assert PASSWORD not in process.stdout + process.stderr
 
 
 def test_serve_says_which_embedded_store_it_uses(tmp_path: Path, busy_port: int) -> None:
     process = command_line("serve", "--port", str(busy_port), RTV_DATA_DIR=str(tmp_path))
     where = f"the embedded store at {tmp_path.resolve()} (RTV_DATA_DIR)"
-    assert f"Using {where}" in process.stdout, process.stderr
+    assert f"INFO Using {where}" in process.stderr, process.stderr
 
 
 def test_an_empty_list_says_where_it_looked(secured_url: str, tmp_path: Path) -> None:

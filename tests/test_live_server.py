@@ -80,14 +80,15 @@ def free_port() -> int:
         return port
 
 
-def serve(log: Path, port: int | None = None, **env: str) -> Live:
-    """`realtime-visitors serve` on `port` (a free one by default), with this environment."""
+def serve(log: Path, port: int | None = None, workers: int = 1, **env: str) -> Live:
+    """`realtime-visitors serve` on `port` (a free one by default), with this environment;
+    its stdout and stderr both in `log`."""
     assert CLI.is_file(), f"{CLI} missing: install the project into this virtualenv"
     base = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("RTV_")}
     port = port or free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(CLI), "serve", "--port", str(port)],
+            [str(CLI), "serve", "--port", str(port), "--workers", str(workers)],
             env=base | env,
             stdout=out,
             stderr=subprocess.STDOUT,

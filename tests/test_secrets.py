@@ -74,7 +74,9 @@ def test_a_full_session_logs_no_token_and_stores_only_digests(tmp_path: Path) ->
     finally:
         assert live.stop() == 0
     logs = [live.log.read_text(), (data / embedded.LOG_NAME).read_text(), *stderr]
-    assert "secret-site" in logs[0]  # the access log was written, and searched
+    # The access log was written, and searched.
+    assert "GET /api/v1/realtime 401" in logs[0]
+    assert "GET /api/v1/realtime 200" in logs[0]
     for token in (first, second):
         secret = token.removeprefix("vt_")
         assert not [text for text in logs if secret in text], "a token reached a log"

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
+import logging.config
 import os
-import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -21,10 +20,14 @@ import orjson
 from .admin import Site, SiteError, Sites
 from .admin.views import created_site_json, iso, new_token_json, site_json, token_json
 from .config import DEFAULT_PLANS, MAX_PORT, ConfigError, Settings, parse_plans
+from .ops import multiprocess
+from .ops.logformat import logging_config
 from .storage import StorageError, Store, embedded
 from .storage.cluster import is_cluster_url, seed_urls
 
 T = TypeVar("T")
+
+log = logging.getLogger("realtime_visitors")
 
 
 def settings() -> Settings:
@@ -35,9 +38,11 @@ def settings() -> Settings:
 
 
 @contextmanager
-def redis_url(config: Settings, supervise: bool = False) -> Iterator[str]:
+def redis_url(
+    config: Settings, supervise: bool = False, on_restart: Callable[[], object] | None = None
+) -> Iterator[str]:
     """REDIS_URL when set; otherwise the embedded server, started here if need be
-    and, with `supervise`, started again whenever it dies."""
+    and, with `supervise`, started again whenever it dies (`on_restart` is told)."""
     if config.redis_url:
         yield config.redis_url
         return
@@ -48,7 +53,7 @@ def redis_url(config: Settings, supervise: bool = False) -> Iterator[str]:
     except embedded.EmbeddedError as exc:
         raise click.ClickException(str(exc)) from exc
     if supervise:
-        with embedded.Supervisor(config.data_dir, server):
+        with embedded.Supervisor(config.data_dir, server, on_restart):
             yield server.url
         return
     try:
@@ -123,6 +128,10 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     import uvicorn
 
     config = settings()
+    # Every line from here on, ours and uvicorn's, with its time and level; Python's
+    # warnings too, as log lines rather than bare text on stderr.
+    logging.config.dictConfig(logging_config(config.log_format))
+    logging.captureWarnings(True)
     # After a graceful shutdown uvicorn raises the signal again; SIGTERM's default
     # action would then kill this process before it stops the embedded store, and
     # SIGINT's would end it with "Aborted!" and status 1. Both are a normal stop.
@@ -131,12 +140,15 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     # SIGHUP (the terminal closed) ends `serve` as SIGTERM does: uvicorn shuts down
     # gracefully on SIGTERM, and the embedded store is stopped after it.
     signal.signal(signal.SIGHUP, lambda signum, frame: os.kill(os.getpid(), signal.SIGTERM))
-    with redis_url(config, supervise=True) as url:
+    with (
+        process_metrics(config) as on_restart,
+        redis_url(config, supervise=True, on_restart=on_restart) as url,
+    ):
         # Workers are separate processes that read their settings from the
         # environment, so they all reach the store this process chose.
         os.environ["REDIS_URL"] = url
         # Said at start: a command run from another folder finds another store.
-        click.echo(f"Using {config.store_description()}")
+        log.info("Using %s", config.store_description())
         uvicorn.run(
             "realtime_visitors.app:create_app",
             factory=True,
@@ -146,39 +158,25 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
             # Client addresses come from RTV_TRUSTED_PROXIES, not uvicorn's defaults.
             proxy_headers=False,
             server_header=False,
-            log_config=log_config(),
+            # Ours instead (ops/accesslog.py, RTV_ACCESS_LOG): a fraction of the cost,
+            # and no query string (where a key may be) nor client address in a line.
+            access_log=False,
+            log_config=logging_config(config.log_format),
         )
 
 
-def log_config() -> dict[str, Any]:
-    """uvicorn's logging, with the time on every line and our own INFO lines shown."""
-    from uvicorn.config import LOGGING_CONFIG
+@contextmanager
+def process_metrics(config: Settings) -> Iterator[Callable[[], object] | None]:
+    """With RTV_METRICS_TOKEN: the workers' metrics in one private directory, summed by
+    /metrics, and the embedded store's restarts counted by this process; without it,
+    nothing (the restart callback is None)."""
+    if not config.metrics_token:
+        yield None
+        return
+    with multiprocess.shared_directory():
+        from .ops import metrics  # only now: prometheus_client reads the directory at import
 
-    config = copy.deepcopy(LOGGING_CONFIG)
-    for formatter in config["formatters"].values():
-        formatter["fmt"] = "%(asctime)s " + formatter["fmt"]
-    config["filters"] = {"hide_keys": {"()": "realtime_visitors.cli.HideKeys"}}
-    config["handlers"]["access"]["filters"] = ["hide_keys"]
-    config["loggers"]["realtime_visitors"] = {
-        "handlers": ["default"],
-        "level": "INFO",
-        "propagate": False,
-    }
-    return config
-
-
-class HideKeys(logging.Filter):
-    """Access lines with the value of `key=` hidden: a public key is no secret, but a
-    secret token pasted there by mistake is (the request is refused, the line stays)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) == 5 and "key=" in str(args[2]):
-            record.args = (*args[:2], _KEY_VALUE.sub(r"\1***", str(args[2])), *args[3:])
-        return True
-
-
-_KEY_VALUE = re.compile(r"([?&]key=)[^&]*")
+        yield metrics.STORE_RESTARTS.inc
 
 
 def exit_cleanly(signum: int, frame: FrameType | None) -> None:
@@ -205,6 +203,52 @@ def redis_cli(args: tuple[str, ...]) -> None:
         except embedded.EmbeddedError as exc:
             raise click.ClickException(str(exc)) from exc
     raise SystemExit(code)
+
+
+@main.command("cluster")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where each node keeps its config and log [default: RTV_DATA_DIR/cluster].",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, MAX_PORT),
+    default=7000,
+    show_default=True,
+    help="The first of consecutive ports, bus ports 10000 above; 0: any free ports.",
+)
+@click.option("--primaries", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option(
+    "--replicas", type=click.IntRange(min=0), default=1, show_default=True, help="Per primary."
+)
+def cluster(directory: Path | None, port: int, primaries: int, replicas: int) -> None:
+    """Run a local Valkey Cluster until Ctrl-C, to try the service on a cluster.
+
+    The nodes keep no data: every run starts an empty cluster."""
+    from .storage import localcluster
+
+    directory = directory or settings().data_dir / "cluster"
+    # As in `serve`: a signal becomes a normal exit, so the nodes are stopped below.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, exit_cleanly)
+    try:
+        running = localcluster.start(directory, primaries, replicas, port=port or None)
+    except (localcluster.LocalClusterError, embedded.EmbeddedError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    with running:
+        ports = [node.port for node in running.nodes]
+        click.echo(
+            f"A cluster of {primaries} primaries and {primaries * replicas} replicas "
+            f"on ports {', '.join(map(str, ports))}; logs in {directory.resolve()}/node-PORT."
+        )
+        click.echo("Serve the API on it with:")
+        click.echo(f"REDIS_URL={running.url} realtime-visitors serve")
+        click.echo("Ctrl-C stops every node.")
+        while True:
+            signal.pause()
 
 
 @main.group()
@@ -357,49 +401,3 @@ def tokens_revoke(website_id: str, token_id_or_token: str) -> None:
     else:
         # Never echo the value: it may sit in a terminal's scrollback or a CI log.
         click.echo(f"Revoked the token given by value ({token_id}) of website {website_id}.")
-
-
-@main.command("cluster")
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where each node keeps its config and log [default: RTV_DATA_DIR/cluster].",
-)
-@click.option(
-    "--port",
-    type=click.IntRange(0, MAX_PORT),
-    default=7000,
-    show_default=True,
-    help="The first of consecutive ports, bus ports 10000 above; 0: any free ports.",
-)
-@click.option("--primaries", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option(
-    "--replicas", type=click.IntRange(min=0), default=1, show_default=True, help="Per primary."
-)
-def cluster(directory: Path | None, port: int, primaries: int, replicas: int) -> None:
-    """Run a local Valkey Cluster until Ctrl-C, to try the service on a cluster.
-
-    The nodes keep no data: every run starts an empty cluster."""
-    from .storage import localcluster
-
-    directory = directory or settings().data_dir / "cluster"
-    # As in `serve`: a signal becomes a normal exit, so the nodes are stopped below.
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, exit_cleanly)
-    try:
-        running = localcluster.start(directory, primaries, replicas, port=port or None)
-    except (localcluster.LocalClusterError, embedded.EmbeddedError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    with running:
-        ports = [node.port for node in running.nodes]
-        click.echo(
-            f"A cluster of {primaries} primaries and {primaries * replicas} replicas "
-            f"on ports {', '.join(map(str, ports))}; logs in {directory.resolve()}/node-PORT."
-        )
-        click.echo("Serve the API on it with:")
-        click.echo(f"REDIS_URL={running.url} realtime-visitors serve")
-        click.echo("Ctrl-C stops every node.")
-        while True:
-            signal.pause()

@@ -20,6 +20,11 @@ MAX_PORT = 65535
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MIN_ADMIN_TOKEN = 16
+LOG_FORMATS = ("text", "json")
+SWITCH_VALUES = {
+    **dict.fromkeys(("1", "on", "true", "yes"), True),
+    **dict.fromkeys(("0", "off", "false", "no"), False),
+}
 # What an `Authorization: Bearer` header can carry (RFC 6750's token68): a token
 # outside it could never be sent, so it is refused here rather than at every call.
 _TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")
@@ -46,6 +51,10 @@ class Settings:
     public_reads_per_minute: int = 60
     # Unset: no admin API. A secret: kept out of the dataclass repr.
     admin_token: str | None = field(default=None, repr=False)
+    # Unset: no /metrics (404). A secret, as the admin token.
+    metrics_token: str | None = field(default=None, repr=False)
+    log_format: str = "text"  # one of LOG_FORMATS
+    access_log: bool = True
 
     @property
     def window_ms(self) -> int:
@@ -74,6 +83,9 @@ class Settings:
             max_auth_failures=_positive_int(env, "RTV_MAX_AUTH_FAILURES", 10),
             public_reads_per_minute=_whole(env, "RTV_PUBLIC_READS_PER_MINUTE", 60),
             admin_token=parse_admin_token(env.get("RTV_ADMIN_TOKEN", "")),
+            metrics_token=parse_admin_token(env.get("RTV_METRICS_TOKEN", ""), "RTV_METRICS_TOKEN"),
+            log_format=_choice(env, "RTV_LOG_FORMAT", LOG_FORMATS),
+            access_log=_switch(env, "RTV_ACCESS_LOG", True),
         )
 
 
@@ -167,16 +179,15 @@ def parse_plans(text: str) -> dict[str, int]:
     return plans
 
 
-def parse_admin_token(text: str) -> str | None:
+def parse_admin_token(text: str, name: str = "RTV_ADMIN_TOKEN") -> str | None:
+    """An operator's Bearer token (RTV_ADMIN_TOKEN, RTV_METRICS_TOKEN), or None: unset."""
     if not text:
         return None
     # The message never quotes the value: it is a secret, even when refused.
     if len(text) < MIN_ADMIN_TOKEN:
-        raise ConfigError(f"RTV_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN} characters")
+        raise ConfigError(f"{name} must be at least {MIN_ADMIN_TOKEN} characters")
     if not _TOKEN68.fullmatch(text):
-        raise ConfigError(
-            "RTV_ADMIN_TOKEN may hold only letters, digits and - . _ ~ + / (then = padding)"
-        )
+        raise ConfigError(f"{name} may hold only letters, digits and - . _ ~ + / (then = padding)")
     return text
 
 
@@ -214,6 +225,26 @@ def _whole(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.strip().isdigit():
         raise ConfigError(f"{name} must be a whole number (0 turns it off), got {raw!r}")
     return int(raw)
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`, the first by default."""
+    raw = env.get(name)
+    if not raw:
+        return choices[0]
+    if raw.strip().lower() not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw.strip().lower()
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if not raw:
+        return default
+    value = raw.strip().lower()
+    if value not in SWITCH_VALUES:
+        raise ConfigError(f"{name} must be 1 or 0 (on or off), got {raw!r}")
+    return SWITCH_VALUES[value]
 
 
 def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:

@@ -12,6 +12,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from ..config import Settings
+from ..ops.metrics import Metrics
 from ..storage.keys import WEBSITE_ID, is_valid_website_id
 from ..storage.store import HISTORY_MINUTES, PageviewStatus, RealtimeResult, RealtimeStatus, Store
 from ..storage.tokens import PUBLIC_PREFIX, is_public
@@ -65,6 +66,13 @@ NOT_COUNTED = {
     for reason in NOT_COUNTED_REASONS.values()
 }
 NOT_JSON = "Request body must be a JSON object"
+# The metrics' name of each outcome (ops/metrics.py, PAGEVIEW_OUTCOMES).
+OUTCOMES = {
+    PageviewStatus.COUNTED: "counted",
+    PageviewStatus.CRAWLER: "crawler",
+    PageviewStatus.OVER_CAP: "over_address_cap",
+    PageviewStatus.NOT_FOUND: "unknown_website",
+}
 TOO_LARGE = error_body(f"Request body must be at most {MAX_BODY} bytes")
 
 
@@ -351,9 +359,10 @@ def text(value: bytes | str) -> str:
 class Pageview:
     """POST /api/v1/pageview with a JSON body."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.store = store
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -366,6 +375,8 @@ class Pageview:
             return
         website_id: str = payload["websiteId"]
         if not is_valid_website_id(website_id):
+            if self.metrics is not None:
+                self.metrics.pageview(OUTCOMES[PageviewStatus.NOT_FOUND])
             await respond(send, 404, NOT_FOUND)
             return
         ip = client_address(scope, self.settings)
@@ -373,6 +384,8 @@ class Pageview:
         visitor = identify(payload.get("visitorId"), ip, agent)
         where = locate(payload.get("url"), payload.get("referrer"), ip)
         status = await self.store.pageview(website_id, visitor, client_tag(ip), where)
+        if self.metrics is not None:
+            self.metrics.pageview(OUTCOMES[status])
         if status is PageviewStatus.NOT_FOUND:
             await respond(send, 404, NOT_FOUND)
         elif status is PageviewStatus.COUNTED:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -63,9 +64,15 @@ class _Entry:
 
 
 class Counts:
-    def __init__(self, store: Store, interval: float = INTERVAL) -> None:
+    def __init__(
+        self,
+        store: Store,
+        interval: float = INTERVAL,
+        on_error: Callable[[], None] | None = None,
+    ) -> None:
         self.store = store
         self.interval = interval
+        self.on_error = on_error  # told of each poll that Redis did not answer (metrics)
         self._entries: dict[Key, _Entry] = {}
         self._pending: dict[Key, asyncio.Future[LiveCount]] = {}
         self._topics: dict[Key, Topic] = {}
@@ -174,6 +181,8 @@ class Topic:
             try:
                 count = await self.counts.latest(self.key)
             except StorageError as exc:
+                if self.counts.on_error is not None:
+                    self.counts.on_error()
                 self.publish(Unavailable(str(exc)))
             except Exception as exc:  # a bug must not leave the subscribers waiting
                 log.exception("live count of %s failed", self.key.website_id)

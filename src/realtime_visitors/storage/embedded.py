@@ -21,7 +21,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,9 +196,15 @@ class Supervisor:
     so of 503 and nothing else.
     """
 
-    def __init__(self, data_dir: Path, server: EmbeddedServer) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        server: EmbeddedServer,
+        on_restart: Callable[[], object] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.servers = [server]
+        self.on_restart = on_restart  # told of each restart (the metrics count them)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="embedded-store", daemon=True)
 
@@ -221,6 +227,9 @@ class Supervisor:
                 self.servers.append(ensure(self.data_dir, take_over=True))
             except EmbeddedError as exc:
                 log.error("cannot restart the embedded valkey-server: %s", exc)
+                continue
+            if self.on_restart is not None:
+                self.on_restart()
 
 
 def is_alive(socket_path: Path) -> bool:
