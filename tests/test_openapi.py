@@ -66,6 +66,7 @@ FAST = {("GET", "/api/v1/realtime"), ("POST", "/api/v1/pageview")}
 READS = {"Realtime", "Breakdown", "History"}
 STREAM = ("GET", "/api/v1/realtime/stream")
 ADMIN_TOKEN = "admin-0123456789abcdef-secret"
+METRICS_TOKEN = "metrics-0123456789abcdef-secret"
 # Served only with RTV_ADMIN_TOKEN set.
 ADMIN = {
     ("POST", admin.WEBSITES),
@@ -204,10 +205,14 @@ def served_operations(app: Any) -> set[tuple[str, str]]:
 def test_document_and_routes_agree() -> None:
     never = "redis://127.0.0.1:1/0"  # never connects
     documented = documented_operations(document())
-    enabled = create_app(Settings(redis_url=never, admin_token=ADMIN_TOKEN))
+    enabled = create_app(
+        Settings(redis_url=never, admin_token=ADMIN_TOKEN, metrics_token=METRICS_TOKEN)
+    )
     assert served_operations(enabled) == documented
-    # Without RTV_ADMIN_TOKEN, the admin operations and only they are not served.
-    assert served_operations(create_app(Settings(redis_url=never))) == documented - ADMIN
+    # Without RTV_ADMIN_TOKEN and RTV_METRICS_TOKEN, their operations and only they are
+    # not served.
+    bare = create_app(Settings(redis_url=never))
+    assert served_operations(bare) == documented - ADMIN - {("GET", "/metrics")}
 
 
 def test_the_admin_operations_are_those_documented_as_admin() -> None:

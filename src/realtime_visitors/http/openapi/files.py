@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from .. import assets
-from .schemas import Schema, header, response, status_schema, unavailable
+from ..routes import AUTH_ERROR
+from .schemas import Schema, error, header, response, status_schema, unavailable
+
+# The Prometheus text format, as ops.metrics.CONTENT_TYPE says it.
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 ASSET_HEADERS = {  # what each header of a browser file says
     "ETag": "Strong: the same bytes, the same tag, whichever process answers.",
@@ -23,6 +27,7 @@ def paths() -> dict[str, Schema]:
         "/healthz": {"get": _healthz()},
         "/readyz": {"get": _readyz()},
         "/openapi.json": {"get": _openapi()},
+        "/metrics": {"get": _metrics()},
     }
 
 
@@ -113,4 +118,26 @@ def _openapi() -> Schema:
         "operationId": "getOpenApi",
         "summary": "This document",
         "responses": {"200": response("The OpenAPI 3.1 document.", {"type": "object"})},
+    }
+
+
+def _metrics() -> Schema:
+    return {
+        "operationId": "getMetrics",
+        "summary": "Prometheus metrics, for the operator's scraper",
+        "description": "Served only when `RTV_METRICS_TOKEN` is set, to a scrape that "
+        "carries it as a Bearer token; otherwise 404. The Prometheus text format: "
+        "requests, latency, Redis errors, pageviews by outcome, open streams; with "
+        "`serve --workers N`, the sum of every worker's.",
+        "security": [{"metrics": []}],
+        "responses": {
+            "200": {
+                "description": "The metrics.",
+                "content": {METRICS_TYPE: {"schema": {"type": "string"}}},
+            },
+            "401": error(
+                "No Bearer token, or not the metrics token.", AUTH_ERROR, "Invalid metrics token"
+            ),
+            "404": error("RTV_METRICS_TOKEN is not set: there are no metrics.", "Not Found"),
+        },
     }

@@ -64,6 +64,11 @@ def _document() -> dict[str, Any]:
                     "description": "The operator's `RTV_ADMIN_TOKEN`. A website's token "
                     "cannot call the admin API, and the admin token reads no count.",
                 },
+                "metrics": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The operator's `RTV_METRICS_TOKEN`, for `GET /metrics` only.",
+                },
             },
             "schemas": {
                 "Count": reads.count_schema(),
