@@ -27,7 +27,7 @@ from typing import Any
 import redis
 
 from realtime_visitors.storage import embedded, localcluster, scripts
-from realtime_visitors.storage.cluster import ClusterConnection
+from realtime_visitors.storage.cluster import ClusterConnection, seed_addresses
 from realtime_visitors.storage.connection import Script
 from realtime_visitors.storage.keys import site_keys
 from realtime_visitors.storage.localcluster import LocalCluster
@@ -135,7 +135,7 @@ def _clients(cluster: LocalCluster, seconds: float, rounds: int) -> list[Figure]
     site = _websites(cluster, 1)[0]
     source = scripts.source("realtime")
     keys, args = site.realtime_keys, [str(a) for a in site.realtime_args]
-    host, port = cluster.url.removeprefix("redis+cluster://").split(",")[0].split(":")
+    host, port = seed_addresses(cluster.url)[0].split(":")
     makers: dict[str, Callable[[], Awaitable[tuple[Callable[[], Awaitable[Any]], Any]]]] = {
         "own connection": lambda: _own(cluster.url, source, keys, args),
         "coredis": lambda: _coredis(host, int(port), source, keys, args),
@@ -280,7 +280,7 @@ def _owners(cluster: LocalCluster) -> list[int]:
 def _websites(cluster: LocalCluster, how_many: int) -> list[fx.Website]:
     """One benchmark website on each of the first `how_many` primaries."""
     wanted = _owners(cluster)[:how_many]
-    host, port = cluster.url.removeprefix("redis+cluster://").split(",")[0].split(":")
+    host, port = seed_addresses(cluster.url)[0].split(":")
     found: dict[int, fx.Website] = {}
     with redis.RedisCluster(host=host, port=int(port)) as everyone:
         for n in count():

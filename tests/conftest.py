@@ -64,7 +64,7 @@ def single_node(url: str) -> str:
     """url, for tests of what only a single node has (its one connection, a database
     number, its INFO); a cluster skips them, and has tests of its own."""
     if is_cluster_url(url):
-        pytest.skip("a single node's test: the cluster has its own in test_cluster.py")
+        pytest.skip("a single node's test; what a cluster adds is in test_cluster.py")
     return url
 
 

@@ -23,6 +23,8 @@ from realtime_visitors.storage.keys import site_keys
 from realtime_visitors.storage.localcluster import LocalCluster
 from realtime_visitors.storage.store import Store
 
+from .conftest import raw_client
+
 pytestmark = pytest.mark.slow
 
 # No request in these tests may be refused for its budget: only the cluster may fail them.
@@ -95,7 +97,7 @@ async def until(condition: Callable[[], bool], timeout: float, what: str) -> Non
 def test_a_killed_primary_fails_its_own_websites_only_until_its_replica_takes_over(
     local_cluster: LocalCluster,
 ) -> None:
-    raw = redis.RedisCluster.from_url(local_cluster.url.replace("+cluster", "").split(",")[0])
+    raw = raw_client(local_cluster.url)
 
     async def main() -> None:
         async with service(local_cluster) as rtv:
@@ -223,7 +225,7 @@ def test_ten_thousand_websites_spread_evenly_over_the_primaries(
 
 
 def test_sites_list_covers_every_primary(local_cluster: LocalCluster) -> None:
-    raw = redis.RedisCluster.from_url(local_cluster.url.replace("+cluster", "").split(",")[0])
+    raw = raw_client(local_cluster.url)
 
     async def main() -> tuple[set[str], list[str]]:
         async with service(local_cluster) as rtv:

@@ -20,11 +20,11 @@ from urllib.parse import unquote, urlsplit
 
 from redis.crc import key_slot
 
+from ..config import CLUSTER_SCHEMES
 from .connection import Connection, Redirected, Script, StorageError
 
 log = logging.getLogger("realtime_visitors")
 
-SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 SLOTS = 16384
 # MOVED and ASK chains longer than this mean a topology in flux: answer 503.
 MAX_REDIRECTS = 5
@@ -36,21 +36,33 @@ REFRESH_INTERVAL = 0.2
 
 
 def is_cluster_url(url: str) -> bool:
-    return url.split("://", 1)[0] in SCHEMES
+    return url.split("://", 1)[0] in CLUSTER_SCHEMES
 
 
-def seed_urls(url: str) -> list[str]:
-    """redis+cluster://[user:password@]host:port[,host:port...] -> one redis:// URL each."""
+def _parts(url: str) -> tuple[str, str, list[str]]:
+    """redis+cluster://[user:password@]host:port[,host:port...] -> ("redis",
+    "user:password@" or "", the seeds' "host:port")."""
     scheme, _, rest = url.partition("://")
-    credentials, _, hosts = rest.rpartition("@")
+    credentials, at, hosts = rest.rpartition("@")
     hosts = hosts.split("/", 1)[0].split("?", 1)[0]
-    prefix = f"{SCHEMES[scheme]}://{credentials + '@' if credentials else ''}"
-    return [prefix + host.strip() for host in hosts.split(",") if host.strip()]
+    seeds = [host.strip() for host in hosts.split(",") if host.strip()]
+    return scheme.removesuffix("+cluster"), credentials + at, seeds
 
 
 def seed_addresses(url: str) -> list[str]:
     """The seeds' "host:port", without credentials."""
-    return [urlsplit(seed).netloc.rpartition("@")[2] for seed in seed_urls(url)]
+    return _parts(url)[2]
+
+
+def node_url(url: str, address: str) -> str:
+    """A redis:// URL for one node of the cluster named by url (credentials kept)."""
+    scheme, credentials, _ = _parts(url)
+    return f"{scheme}://{credentials}{address}"
+
+
+def seed_urls(url: str) -> list[str]:
+    """One redis:// URL per seed node."""
+    return [node_url(url, address) for address in seed_addresses(url)]
 
 
 @lru_cache(maxsize=65536)
@@ -247,14 +259,6 @@ def parse_shards(reply: list[Any]) -> list[tuple[int, int, str]]:
 
 def _pairs(flat: list[Any]) -> dict[bytes, Any]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
-
-
-def node_url(url: str, address: str) -> str:
-    """A redis:// URL for one node of the cluster named by url (credentials kept)."""
-    seed = seed_urls(url)[0]
-    parts = urlsplit(seed)
-    credentials = parts.netloc.rpartition("@")[0]
-    return f"{parts.scheme}://{credentials + '@' if credentials else ''}{address}"
 
 
 def credentials_of(url: str) -> tuple[str | None, str | None]:
